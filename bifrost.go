@@ -1,0 +1,32 @@
+// Package bifrost is a library for building distributed systems in Go with
+// nothing but the standard library. It re-creates the Rust framework of the
+// same name: a fast multiplexed RPC, a raft implementation with a
+// state-machine framework, client membership with failure detection,
+// weighted consistent hashing that follows membership, and context-based
+// bindings.
+//
+// The parts live in their own packages, each usable alone. Imports only
+// point down this list:
+//
+//   - [github.com/bifrost-go/bifrost/bind]: values bound to a
+//     context.Context for a scope, with a default outside it. The Rust
+//     original binds to a thread; Go has none, so bindings ride on the
+//     context and follow a request across goroutines.
+//   - [github.com/bifrost-go/bifrost/rpc]: many services on one port,
+//     many concurrent calls on one connection, typed methods through
+//     generics with no generated code, deadlines and cancellation carried
+//     on the wire, and a client pool keyed by address.
+//   - [github.com/bifrost-go/bifrost/raft]: the raft consensus core, a pure
+//     state machine that takes messages and ticks and says what to
+//     persist, send and apply. It reads no clock and does no I/O, which is
+//     what lets [github.com/bifrost-go/bifrost/raft/rafttest] run
+//     thousands of seeded fault schedules a second.
+//   - [github.com/bifrost-go/bifrost/raft/wal]: the durable log, with
+//     checksummed records, group commit and torn-tail recovery.
+//
+// The state-machine host, membership, consistent hashing and a Node that
+// wires them onto one RPC server follow in later versions; this file grows
+// into that Node.
+//
+// cmd/bifrost runs a demo of what exists so far: `make demo`.
+package bifrost
