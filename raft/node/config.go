@@ -1,0 +1,77 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config says how to start a Node. The zero value of every optional field
+// means its default.
+type Config struct {
+	// ID is this node's id in the group: required, non-zero, unique.
+	ID uint64
+	// Voters lists every voting member of the group, this node included.
+	// Required.
+	Voters []uint64
+	// Storage keeps the hard state and log. Required: use
+	// NewMemoryStorage for a volatile node or a WAL for a durable one.
+	Storage Storage
+	// Transport carries messages to and from the other members. Required.
+	Transport Transport
+	// StateMachine receives committed commands in log order. Required.
+	StateMachine StateMachine
+	// Applied is the last index the state machine had applied before this
+	// start, for state machines that persist themselves; entries up to it
+	// are not handed out again. Default 0: replay the whole log.
+	Applied uint64
+
+	// TickInterval is the length of one logical tick. Default 20ms.
+	TickInterval time.Duration
+	// ElectionTicks is the election timeout in ticks; the real timeout is
+	// randomized between it and twice it. Default 10.
+	ElectionTicks int
+	// HeartbeatTicks is the leader's heartbeat interval in ticks; it must
+	// be below ElectionTicks. Default 1.
+	HeartbeatTicks int
+	// MaxInflight bounds the unacknowledged append messages to a follower.
+	// Default 256.
+	MaxInflight int
+	// Seed seeds the randomized election timeouts. Default: derived from
+	// ID, which already differs between members.
+	Seed uint64
+
+	// Logger receives the node's log. Default: discard.
+	Logger *slog.Logger
+}
+
+// ErrBadConfig reports a Config that cannot start a node.
+var ErrBadConfig = errors.New("node: bad config")
+
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.ID == 0:
+		return c, fmt.Errorf("%w: ID must be non-zero", ErrBadConfig)
+	case len(c.Voters) == 0:
+		return c, fmt.Errorf("%w: no voters", ErrBadConfig)
+	case c.Storage == nil:
+		return c, fmt.Errorf("%w: no storage", ErrBadConfig)
+	case c.Transport == nil:
+		return c, fmt.Errorf("%w: no transport", ErrBadConfig)
+	case c.StateMachine == nil:
+		return c, fmt.Errorf("%w: no state machine", ErrBadConfig)
+	case c.TickInterval < 0:
+		return c, fmt.Errorf("%w: negative tick interval", ErrBadConfig)
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 20 * time.Millisecond
+	}
+	if c.Seed == 0 {
+		c.Seed = c.ID * 0x9e3779b97f4a7c15
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

@@ -1,0 +1,65 @@
+package node
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/bifrost-go/bifrost/raft"
+)
+
+// memNetwork connects nodes in one process for driver tests. Delivery is
+// synchronous into each node's receive buffer, so a test inside a synctest
+// bubble sees messages arrive without any real network.
+type memNetwork struct {
+	mu      sync.Mutex // protects the following
+	deliver map[uint64]func(raft.Message)
+	cut     map[uint64]bool // nodes whose messages, in and out, are dropped
+}
+
+func newMemNetwork() *memNetwork {
+	return &memNetwork{deliver: map[uint64]func(raft.Message){}, cut: map[uint64]bool{}}
+}
+
+// transport returns the Transport of node id.
+func (nw *memNetwork) transport(id uint64) Transport { return &memTransport{nw: nw, id: id} }
+
+// isolate drops every message to and from id until heal.
+func (nw *memNetwork) isolate(id uint64) {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	nw.cut[id] = true
+}
+
+func (nw *memNetwork) heal() {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	clear(nw.cut)
+}
+
+func (nw *memNetwork) send(m raft.Message) {
+	nw.mu.Lock()
+	fn := nw.deliver[m.To]
+	dropped := nw.cut[m.From] || nw.cut[m.To]
+	nw.mu.Unlock()
+	if fn != nil && !dropped {
+		m.Entries = slices.Clone(m.Entries) // as a real network would copy
+		fn(m)
+	}
+}
+
+type memTransport struct {
+	nw *memNetwork
+	id uint64
+}
+
+func (t *memTransport) Receive(fn func(raft.Message)) {
+	t.nw.mu.Lock()
+	defer t.nw.mu.Unlock()
+	t.nw.deliver[t.id] = fn
+}
+
+func (t *memTransport) Send(msgs []raft.Message) {
+	for _, m := range msgs {
+		t.nw.send(m)
+	}
+}

@@ -1,0 +1,206 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/bifrost-go/bifrost/raft"
+	"github.com/bifrost-go/bifrost/rpc"
+)
+
+// RPCTransportConfig says where a group's members are and which rpc server
+// and pool to use. The zero value of every optional field means its
+// default.
+type RPCTransportConfig struct {
+	// Group names the raft group. Its messages travel as the rpc service
+	// "raft." + Group, so many groups share one server. Required.
+	Group string
+	// Peers maps every other member's id to its rpc address. Required.
+	Peers map[uint64]string
+	// Server is the rpc server this member listens on; the transport adds
+	// the group's service to it. Required.
+	Server *rpc.Server
+	// Pool dials the peers. Required; share one pool among groups.
+	Pool *rpc.Pool
+	// MaxQueue is how many messages may wait for one peer before new ones
+	// are dropped (raft resends what matters). Default 8192.
+	MaxQueue int
+	// CallTimeout bounds one delivery call to a peer. Default 2s.
+	CallTimeout time.Duration
+	// Logger receives delivery failures at debug level. Default: discard.
+	Logger *slog.Logger
+}
+
+// RPCTransport is a Transport over package rpc. Each peer has one sender
+// goroutine that delivers queued messages in batches, one call at a time,
+// which keeps them in order; messages queued during a call ride the next
+// one, so a busy leader batches by itself. Close stops the senders.
+type RPCTransport struct {
+	cfg    RPCTransportConfig
+	method *rpc.Method[batch, struct{}]
+	peers  map[uint64]*peerSender
+	wg     sync.WaitGroup
+	stop   context.CancelFunc
+
+	mu      sync.Mutex // protects deliver
+	deliver func(raft.Message)
+}
+
+// ErrNoPeer reports a message for a node the transport has no address of.
+var ErrNoPeer = errors.New("node: no address for peer")
+
+// NewRPCTransport registers the group's service on cfg.Server and starts
+// one sender per peer.
+func NewRPCTransport(cfg RPCTransportConfig) (*RPCTransport, error) {
+	if cfg.Group == "" || cfg.Server == nil || cfg.Pool == nil {
+		return nil, fmt.Errorf("%w: rpc transport needs Group, Server and Pool", ErrBadConfig)
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = 8192
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &RPCTransport{cfg: cfg, peers: map[uint64]*peerSender{}}
+	svc := rpc.NewService("raft." + cfg.Group)
+	m, err := rpc.Register(svc, "step", t.handleStep)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Server.AddService(svc); err != nil {
+		return nil, fmt.Errorf("node: rpc transport: %w", err)
+	}
+	t.method = m
+	ctx, cancel := context.WithCancel(context.Background())
+	t.stop = cancel
+	for id, addr := range cfg.Peers {
+		p := &peerSender{t: t, id: id, addr: addr, wake: make(chan struct{}, 1)}
+		t.peers[id] = p
+		t.wg.Go(func() { p.run(ctx) })
+	}
+	return t, nil
+}
+
+// Receive sets the function incoming messages are handed to.
+func (t *RPCTransport) Receive(deliver func(raft.Message)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.deliver = deliver
+}
+
+// Send queues each message for its peer's sender.
+func (t *RPCTransport) Send(msgs []raft.Message) {
+	for _, m := range msgs {
+		p, ok := t.peers[m.To]
+		if !ok {
+			t.cfg.Logger.Debug("raft transport", "to", m.To, "err", ErrNoPeer)
+			continue
+		}
+		p.enqueue(m)
+	}
+}
+
+// Close stops the senders and waits for them. Messages still queued are
+// dropped. The service stays on the server, answering nothing useful,
+// until the server closes.
+func (t *RPCTransport) Close() error {
+	t.stop()
+	t.wg.Wait()
+	t.Receive(nil)
+	return nil
+}
+
+// handleStep is the receiving side: hand every message to the node.
+func (t *RPCTransport) handleStep(_ context.Context, b batch) (struct{}, error) {
+	t.mu.Lock()
+	deliver := t.deliver
+	t.mu.Unlock()
+	if deliver == nil {
+		return struct{}{}, ErrStopped
+	}
+	for _, m := range b {
+		deliver(m)
+	}
+	return struct{}{}, nil
+}
+
+// peerSender owns the queue of messages for one peer.
+type peerSender struct {
+	t    *RPCTransport
+	id   uint64
+	addr string
+	wake chan struct{} // size one: "the queue is not empty"
+
+	mu    sync.Mutex // protects queue
+	queue []raft.Message
+}
+
+func (p *peerSender) enqueue(m raft.Message) {
+	p.mu.Lock()
+	full := len(p.queue) >= p.t.cfg.MaxQueue
+	if !full {
+		p.queue = append(p.queue, m)
+	}
+	p.mu.Unlock()
+	if full {
+		p.t.cfg.Logger.Debug("raft transport queue full", "to", p.id)
+		return
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take removes up to maxBatchMessages from the front of the queue.
+func (p *peerSender) take(into batch) batch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := min(len(p.queue), maxBatchMessages)
+	into = append(into[:0], p.queue[:n]...)
+	p.queue = append(p.queue[:0], p.queue[n:]...)
+	if len(p.queue) > 0 {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+	return into
+}
+
+func (p *peerSender) run(ctx context.Context) {
+	var b batch
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		}
+		b = p.take(b)
+		if len(b) > 0 {
+			p.deliver(ctx, b)
+		}
+		clear(b) // let entry data go
+	}
+}
+
+// deliver makes one call. A failure drops the batch: raft retries what
+// it needs on its next heartbeat or timeout.
+func (p *peerSender) deliver(ctx context.Context, b batch) {
+	ctx, cancel := context.WithTimeout(ctx, p.t.cfg.CallTimeout)
+	defer cancel()
+	c, err := p.t.cfg.Pool.Client(ctx, p.addr)
+	if err == nil {
+		_, err = p.t.method.Call(ctx, c, b)
+	}
+	if err != nil && ctx.Err() == nil {
+		p.t.cfg.Logger.Debug("raft transport", "to", p.id, "messages", len(b), "err", err)
+	}
+}
