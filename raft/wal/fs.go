@@ -1,0 +1,92 @@
+package wal
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+)
+
+// fileSystem is the part of the operating system the WAL uses. Tests swap
+// in a double that remembers what was synced and can crash, dropping the
+// rest.
+type fileSystem interface {
+	MkdirAll(dir string) error
+	// ReadDir returns the names of the files in dir.
+	ReadDir(dir string) ([]string, error)
+	ReadFile(path string) ([]byte, error)
+	// Create makes a new, empty file; it fails if the file exists.
+	Create(path string) (file, error)
+	// OpenWrite opens an existing file for writing.
+	OpenWrite(path string) (file, error)
+	Remove(path string) error
+	// SyncDir makes the creation and removal of files in dir durable.
+	SyncDir(dir string) error
+}
+
+// file is an open segment.
+type file interface {
+	WriteAt(p []byte, off int64) (int, error)
+	Sync() error
+	Truncate(size int64) error
+	// Preallocate reserves disk space up to size bytes, reading as zeros,
+	// where the platform can (Linux); elsewhere it does nothing. Appends
+	// into reserved space make cheaper fsyncs: no block allocation.
+	Preallocate(size int64) error
+	Close() error
+}
+
+// osFS is the real file system.
+type osFS struct{}
+
+func (osFS) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
+
+func (osFS) ReadDir(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+func (osFS) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+func (osFS) Create(path string) (file, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	return osFile{f}, err
+}
+
+func (osFS) OpenWrite(path string) (file, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	return osFile{f}, err
+}
+
+func (osFS) Remove(path string) error {
+	err := os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func (osFS) SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// osFile is a segment file on disk.
+type osFile struct{ *os.File }
+
+func (f osFile) Preallocate(size int64) error { return preallocate(f.File, size) }

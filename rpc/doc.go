@@ -1,0 +1,79 @@
+// Package rpc is a multiplexed RPC with typed methods and no generated
+// code: many services share one server and port, many concurrent calls
+// share one connection, and a method is called with plain Go types.
+//
+// # Use
+//
+// A method is declared once, by name and types, and shared by both ends:
+//
+//	svc := rpc.NewService("kv")
+//	get, err := rpc.Register(svc, "Get", func(ctx context.Context, key string) ([]byte, error) {
+//		return store.Get(ctx, key)
+//	})
+//	srv, err := rpc.NewServer(rpc.Config{})
+//	err = srv.AddService(svc)
+//	go srv.Serve(ln)
+//
+// and on the client, with the *Method from Register or an equal one from
+// NewMethod[string, []byte]("kv", "Get"):
+//
+//	c, err := rpc.Dial(ctx, "10.0.0.7:7000", rpc.ClientConfig{})
+//	val, err := get.Call(ctx, c, "answer")
+//
+// A Pool keeps one Client per address and redials after a failure; a
+// Server's LocalClient (or a Pool address registered with SetLocal)
+// calls handlers in process, skipping the network and the codecs.
+//
+// # Codecs
+//
+// A []byte request or response is sent as it is. A type T whose pointer
+// implements encoding.BinaryAppender and encoding.BinaryUnmarshaler uses
+// those methods; this and []byte are the fast path. (Such a type should
+// also implement encoding.BinaryMarshaler if it is ever nested in a
+// gob-encoded value, since gob decodes with UnmarshalBinary when it
+// exists.) Any other type falls back to encoding/gob, one self-describing
+// value per message; zero-size types such as struct{} are sent as
+// nothing. The choice is made once, when the Method is created, so calls
+// use no reflection beyond what gob itself does.
+//
+// # Wire format
+//
+// Each direction of a connection is a sequence of frames:
+//
+//	length   uint32  big endian: bytes of header and payload that follow
+//	kind     uint8   1 request, 2 response, 3 error, 4 cancel
+//	id       uint64  request id, chosen by the client, unique among its running calls
+//	service  uint64  ServiceID of the service (requests; 0 otherwise)
+//	method   uint64  MethodID of the method (requests; 0 otherwise)
+//	deadline int64   unix nanoseconds after which the caller gives up; 0 for none
+//	payload  length-33 bytes
+//
+// All integers are big endian. Service and method ids are the FNV-1a
+// 64-bit hashes of their names (see ServiceID and MethodID), so both
+// ends agree without a registry. A response or error frame carries the
+// id of its request and nothing in service, method and deadline. An
+// error payload is a code byte (1 remote error, 2 service not found,
+// 3 method not found, 4 shutting down, 5 frame too large, 6 deadline
+// exceeded) followed, for remote errors, by the handler's message. A
+// cancel frame carries the id of a request whose caller gave up.
+//
+// A length above the configured maximum (DefaultMaxFrameSize, 8 MiB) is
+// refused before anything is allocated for the frame, and the connection
+// is closed; so is a connection that sends an unknown kind, a frame
+// shorter than its header, or the id of a request still running.
+//
+// # Concurrency, deadlines and limits
+//
+// The server runs each request on its own goroutine (workers are reused
+// per connection), so a slow handler never holds up others. At most
+// Config.MaxInFlight requests run per connection; beyond that the server
+// stops reading the connection, which pushes back on the client rather
+// than failing calls. The handler's context carries the caller's
+// deadline and ends when the caller cancels (a cancel frame), the
+// connection closes or the server closes. On the client, frames from
+// concurrent callers are coalesced into few writes; a response for a
+// caller that gave up is dropped.
+//
+// Deadlines are absolute times, so they assume loosely synchronised
+// clocks; the client enforces its own deadline in any case.
+package rpc
