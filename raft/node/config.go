@@ -41,6 +41,40 @@ type Config struct {
 	// Seed seeds the randomized election timeouts. Default: derived from
 	// ID, which already differs between members.
 	Seed uint64
+	// LeaseReads enables lease reads (Node.LeaseRead); see
+	// raft.Config.LeaseReads and raft.Core.LeaseRead for the bounded
+	// clock drift they assume. Set it on every member or none. Default
+	// off: LeaseRead then does what ReadIndex does.
+	LeaseReads bool
+	// LeaseMarginTicks is how many ticks shorter than ElectionTicks the
+	// leader's lease is. Default ElectionTicks/5, at least 1.
+	LeaseMarginTicks int
+
+	// Snapshots (snapshot.go) need a StateMachine that is a Snapshotter;
+	// these fields mean nothing otherwise.
+
+	// SnapshotDir is the directory snapshot files are kept in. Default:
+	// none, and then Storage must be a SnapshotStore (MemoryStorage is
+	// one, keeping them in memory); a node on a WAL needs a directory.
+	SnapshotDir string
+	// SnapshotEntries is how many applied entries since the last snapshot
+	// make the node take a new one and compact its log. Default 10000;
+	// negative: never by count.
+	SnapshotEntries int
+	// SnapshotBytes is how many bytes of applied commands since the last
+	// snapshot make the node take a new one. Default 64 MiB; negative:
+	// never by size.
+	SnapshotBytes int
+	// SnapshotCatchUpEntries is how many entries before the newest
+	// snapshot the node keeps in memory, so that a follower a little
+	// behind, or one that just installed an older snapshot, catches up
+	// from the log (raft.Config.SnapshotCatchUpEntries). Default 1000;
+	// negative: none.
+	SnapshotCatchUpEntries int
+	// SnapshotChunkBytes is the size of the chunks a leader sends its
+	// snapshot in, one at a time per follower. Default 1 MiB; keep it
+	// well under the transport's frame limit.
+	SnapshotChunkBytes int
 
 	// Logger receives the node's log. Default: discard.
 	Logger *slog.Logger
@@ -63,6 +97,19 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: no state machine", ErrBadConfig)
 	case c.TickInterval < 0:
 		return c, fmt.Errorf("%w: negative tick interval", ErrBadConfig)
+	}
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.SnapshotEntries, DefaultSnapshotEntries)
+	def(&c.SnapshotBytes, DefaultSnapshotBytes)
+	def(&c.SnapshotChunkBytes, DefaultSnapshotChunkBytes)
+	def(&c.SnapshotCatchUpEntries, DefaultSnapshotCatchUpEntries)
+	c.SnapshotCatchUpEntries = max(c.SnapshotCatchUpEntries, 0)
+	if c.SnapshotChunkBytes < 0 {
+		return c, fmt.Errorf("%w: negative snapshot chunk size", ErrBadConfig)
 	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 20 * time.Millisecond

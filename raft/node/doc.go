@@ -25,6 +25,27 @@
 // raft.ErrProposalDropped; one whose context ends first has an unknown
 // outcome, as with any RPC.
 //
+// Reads have names. ReadIndex is linearizable: the leader confirms with a
+// heartbeat round that it still leads (concurrent reads share rounds), and
+// the call returns once this node has applied up to the read index; on a
+// follower the read index comes from the leader. LeaseRead skips the round
+// while the leader's lease holds (Config.LeaseReads; it assumes bounded
+// clock drift). FollowerRead answers from whatever this node has applied,
+// or ErrBehind if that is below the index the client has already seen:
+// possibly stale, but monotonic for a client that passes its highest
+// index. TransferLeadership hands leadership to another member and waits
+// until it leads; proposals fail with raft.ErrTransferring meanwhile.
+//
+// Snapshots: a StateMachine that is also a Snapshotter is snapshotted
+// every Config.SnapshotEntries applied entries or Config.SnapshotBytes of
+// applied commands; the snapshot is saved durably (Config.SnapshotDir:
+// temporary file, fsync, rename, directory fsync; MemoryStorage keeps it
+// in memory) before the log and the storage are compacted into it. A
+// follower that fell behind the compacted log receives the snapshot in
+// chunks, acknowledges it once durable and restores it afterwards. A
+// restart restores the newest snapshot and replays the log after it; the
+// applied index never goes back.
+//
 // Transports: RPCTransport sends messages over package rpc, and many
 // groups can share one rpc.Server under different service names.
 package node

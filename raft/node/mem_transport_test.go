@@ -14,10 +14,14 @@ type memNetwork struct {
 	mu      sync.Mutex // protects the following
 	deliver map[uint64]func(raft.Message)
 	cut     map[uint64]bool // nodes whose messages, in and out, are dropped
+	sent    map[raft.MessageType]int
+	holding bool // messages wait in held until release
+	held    []raft.Message
 }
 
 func newMemNetwork() *memNetwork {
-	return &memNetwork{deliver: map[uint64]func(raft.Message){}, cut: map[uint64]bool{}}
+	return &memNetwork{deliver: map[uint64]func(raft.Message){}, cut: map[uint64]bool{},
+		sent: map[raft.MessageType]int{}}
 }
 
 // transport returns the Transport of node id.
@@ -36,7 +40,46 @@ func (nw *memNetwork) heal() {
 	clear(nw.cut)
 }
 
+// hold keeps every message in flight until release, as a slow network
+// would.
+func (nw *memNetwork) hold() {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	nw.holding = true
+}
+
+// release delivers the held messages and stops holding.
+func (nw *memNetwork) release() {
+	nw.mu.Lock()
+	held := nw.held
+	nw.held, nw.holding = nil, false
+	nw.mu.Unlock()
+	for _, m := range held {
+		nw.deliverNow(m)
+	}
+}
+
+// count returns how many messages of type typ were sent so far.
+func (nw *memNetwork) count(typ raft.MessageType) int {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	return nw.sent[typ]
+}
+
 func (nw *memNetwork) send(m raft.Message) {
+	nw.mu.Lock()
+	nw.sent[m.Type]++
+	if nw.holding {
+		nw.held = append(nw.held, m)
+		nw.mu.Unlock()
+		return
+	}
+	nw.mu.Unlock()
+	nw.deliverNow(m)
+}
+
+// deliverNow hands m to its receiver unless a cut drops it.
+func (nw *memNetwork) deliverNow(m raft.Message) {
 	nw.mu.Lock()
 	fn := nw.deliver[m.To]
 	dropped := nw.cut[m.From] || nw.cut[m.To]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,7 @@ type Node struct {
 	cfg    Config
 	log    *slog.Logger
 	propc  chan *proposal
+	opc    chan func() // operations to run on the driver goroutine (read.go)
 	recvc  chan raft.Message
 	stopc  chan struct{}
 	done   chan struct{}
@@ -62,6 +64,14 @@ type Node struct {
 	// Owned by the driver goroutine.
 	core    *raft.Core
 	waiting map[uint64]*proposal // proposals by log index, until applied
+	syncing *raft.Ready          // the Ready whose write is being synced, if any
+	syncReq chan struct{}        // to the sync goroutine: "sync now"; size one
+	synced  chan error           // from the sync goroutine: its result; size one
+	saved   raft.HardState       // the hard state last handed to storage
+	applied uint64               // the last index applied to the state machine
+	ticks   uint64               // ticks of the driver's clock so far
+	reads   readQueue            // reads waiting to be confirmed and applied
+	snaps   *snapshots           // snapshot.go
 }
 
 // proposal is one Propose call waiting for its entry to apply.
@@ -94,11 +104,16 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: load storage: %w", err)
 	}
+	snaps, entries, err := openSnapshots(cfg, entries)
+	if err != nil {
+		return nil, err
+	}
 	core, err := raft.New(raft.Config{
 		ID: cfg.ID, Voters: cfg.Voters,
 		ElectionTicks: cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
-		MaxInflight: cfg.MaxInflight, Seed: cfg.Seed,
-		HardState: hs, Entries: entries, Applied: cfg.Applied,
+		MaxInflight: cfg.MaxInflight, Seed: cfg.Seed, SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
+		LeaseReads: cfg.LeaseReads, LeaseMarginTicks: cfg.LeaseMarginTicks,
+		HardState: hs, Entries: entries, Applied: cfg.Applied, Snapshot: snaps.meta,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
@@ -106,10 +121,15 @@ func Start(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger, core: core,
 		propc:   make(chan *proposal, 1),
+		opc:     make(chan func()),
 		recvc:   make(chan raft.Message, recvBuffer),
 		stopc:   make(chan struct{}),
 		done:    make(chan struct{}),
 		waiting: make(map[uint64]*proposal),
+		saved:   hs,
+		applied: core.Status().Applied,
+		reads:   newReadQueue(cfg.ElectionTicks),
+		snaps:   snaps,
 	}
 	n.publishStatus()
 	cfg.Transport.Receive(n.deliver)
@@ -172,50 +192,89 @@ func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	defer n.failWaiting(ErrStopped)
+	if async, ok := n.cfg.Storage.(asyncStorage); ok {
+		n.syncReq, n.synced = make(chan struct{}, 1), make(chan error, 1)
+		var wg sync.WaitGroup
+		wg.Go(func() { n.syncLoop(async) })
+		defer wg.Wait()
+		defer close(n.syncReq)
+	}
 	for {
+		if err := n.handleReady(); err != nil {
+			n.fail(err)
+			return
+		}
+		var synced <-chan error
+		if n.syncing != nil {
+			synced = n.synced
+		}
 		select {
 		case <-ticker.C:
 			n.core.Tick()
+			n.ticks++
+			n.reads.expire(n.ticks)
 		case m := <-n.recvc:
-			n.step(m)
+			n.stepOne(m)
 		case p := <-n.propc:
-			n.propose(p)
+			n.proposeOne(p)
+		case op := <-n.opc:
+			n.runOps(op)
+		case err := <-synced:
+			if err == nil {
+				err = n.finishReady(n.syncing)
+			}
+			if err != nil {
+				n.fail(fmt.Errorf("node: save: %w", err))
+				return
+			}
+			n.syncing = nil
 		case <-n.stopc:
 			return
 		}
-		if err := n.drainReady(); err != nil {
-			n.err = err
-			n.log.Error("raft node stopping", "err", err)
-			return
-		}
+		n.gather()
+		n.publishStatus() // an operation may change the status without a Ready
 	}
 }
 
-// step hands m and every other message already waiting to the core, so
-// one Ready covers a burst.
-func (n *Node) step(m raft.Message) {
-	for {
-		if err := n.core.Step(m); err != nil {
-			n.log.Debug("raft step", "from", m.From, "type", m.Type, "err", err)
-		}
+func (n *Node) fail(err error) {
+	n.err = err
+	n.log.Error("raft node stopping", "err", err)
+}
+
+// syncLoop makes the storage durable whenever the driver asks, so that the
+// driver goes on taking messages and proposals while the disk works: they
+// form the next Ready, which is how a busy node batches.
+func (n *Node) syncLoop(s asyncStorage) {
+	for range n.syncReq {
+		n.synced <- s.Sync()
+	}
+}
+
+// maxGather bounds how many inputs one turn of the driver takes before it
+// handles a Ready, so a flood of messages cannot starve persistence and
+// apply for long.
+const maxGather = 4096
+
+// gather takes every message and proposal already waiting, so one Ready
+// covers a whole burst: concurrent callers share one append, one fsync and
+// one round of messages, and follower answers that arrived meanwhile
+// commit in the same turn.
+func (n *Node) gather() {
+	for range maxGather {
 		select {
-		case m = <-n.recvc:
+		case m := <-n.recvc:
+			n.stepOne(m)
+		case p := <-n.propc:
+			n.proposeOne(p)
 		default:
 			return
 		}
 	}
 }
 
-// propose appends p and every other waiting proposal, so concurrent
-// callers share one append, one fsync and one round of messages.
-func (n *Node) propose(p *proposal) {
-	for {
-		n.proposeOne(p)
-		select {
-		case p = <-n.propc:
-		default:
-			return
-		}
+func (n *Node) stepOne(m raft.Message) {
+	if err := n.core.Step(m); err != nil {
+		n.log.Debug("raft step", "from", m.From, "type", m.Type, "err", err)
 	}
 }
 
@@ -229,31 +288,89 @@ func (n *Node) proposeOne(p *proposal) {
 	n.waiting[index] = p
 }
 
-// drainReady handles every Ready the core has: send what may go early,
-// persist, send the rest, apply, advance.
-func (n *Node) drainReady() error {
-	for n.core.HasReady() {
+// handleReady works through the core's Readys until one waits for the
+// disk or none is left. Each Ready: send what may go early, write, and once
+// the write is durable finish it (finishReady).
+func (n *Node) handleReady() error {
+	for n.syncing == nil && n.core.HasReady() {
 		rd := n.core.Ready()
 		if len(rd.Messages) > 0 {
 			n.cfg.Transport.Send(rd.Messages)
 		}
-		if rd.HardStateChanged || len(rd.Entries) > 0 {
-			hs := raft.HardState{}
-			if rd.HardStateChanged {
-				hs = rd.HardState
-			}
-			if err := n.cfg.Storage.Save(hs, rd.Entries); err != nil {
-				return fmt.Errorf("node: save: %w", err)
-			}
+		n.sendSnapshot(rd.SnapshotRequests)
+		if err := n.receiveSnapshot(rd); err != nil {
+			return err
 		}
-		if len(rd.AfterPersist) > 0 {
-			n.cfg.Transport.Send(rd.AfterPersist)
+		waitSync, err := n.persist(rd)
+		if err != nil {
+			return fmt.Errorf("node: save: %w", err)
 		}
-		n.apply(rd.Committed)
-		n.core.Advance(rd)
-		n.publishStatus()
+		if waitSync {
+			n.syncing = &rd
+			n.syncReq <- struct{}{}
+			return nil
+		}
+		if err := n.finishReady(&rd); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// finishReady does what needed rd durable: send the replies that promise
+// it, confirm reads, restore a received snapshot, apply, advance.
+func (n *Node) finishReady(rd *raft.Ready) error {
+	// Messages stepped during the write may have moved this node to a
+	// newer term; replies of the old one may no longer be true.
+	if msgs := slices.DeleteFunc(rd.AfterPersist, n.core.Stale); len(msgs) > 0 {
+		n.cfg.Transport.Send(msgs)
+	}
+	n.reads.confirm(rd.ReadStates)
+	if err := n.restoreSnapshot(*rd); err != nil {
+		return err
+	}
+	n.apply(rd.Committed)
+	n.reads.release(n.applied)
+	n.core.Advance(*rd)
+	if err := n.maybeSnapshot(); err != nil {
+		return err
+	}
+	n.publishStatus()
+	return nil
+}
+
+// asyncStorage is a Storage that can write without waiting for the disk
+// and make everything written so far durable later. With it the driver
+// writes a Ready, hands the fsync to a goroutine of its own and goes on
+// stepping messages and proposals until the disk is done.
+type asyncStorage interface {
+	Storage
+	Append(hs raft.HardState, entries []raft.Entry) error
+	Sync() error
+}
+
+// persist writes the Ready's hard state and entries and reports whether
+// the caller must wait for a sync before finishing the Ready. Entries,
+// term and vote must be durable before anyone hears of them; the commit
+// index need not be, since a restarted node learns it again from the
+// leader, so a Ready that only moves the commit index is written without
+// an fsync.
+func (n *Node) persist(rd raft.Ready) (waitSync bool, err error) {
+	if !rd.HardStateChanged && len(rd.Entries) == 0 {
+		return false, nil
+	}
+	var hs raft.HardState
+	mustSync := len(rd.Entries) > 0
+	if rd.HardStateChanged {
+		hs = rd.HardState
+		mustSync = mustSync || hs.Term != n.saved.Term || hs.Vote != n.saved.Vote
+		n.saved = hs
+	}
+	async, ok := n.cfg.Storage.(asyncStorage)
+	if !ok {
+		return false, n.cfg.Storage.Save(hs, rd.Entries)
+	}
+	return mustSync, async.Append(hs, rd.Entries)
 }
 
 // apply hands committed commands to the state machine and answers the
@@ -265,6 +382,7 @@ func (n *Node) apply(entries []raft.Entry) {
 		if e.Type == raft.EntryNormal {
 			value = n.cfg.StateMachine.Apply(e.Index, e.Data)
 		}
+		n.applied = e.Index
 		p, ok := n.waiting[e.Index]
 		if !ok {
 			continue

@@ -43,13 +43,19 @@ type testCluster struct {
 	nodes   map[uint64]*Node
 	sms     map[uint64]*recorder
 	storage map[uint64]Storage
+	tweak   func(*Config) // applied to every node's config; nil for none
 }
 
 const testTick = 10 * time.Millisecond
 
 func newTestCluster(t *testing.T, size int) *testCluster {
+	return newTestClusterWith(t, size, nil)
+}
+
+// newTestClusterWith starts a cluster whose configs tweak changes.
+func newTestClusterWith(t *testing.T, size int, tweak func(*Config)) *testCluster {
 	c := &testCluster{t: t, nw: newMemNetwork(), nodes: map[uint64]*Node{},
-		sms: map[uint64]*recorder{}, storage: map[uint64]Storage{}}
+		sms: map[uint64]*recorder{}, storage: map[uint64]Storage{}, tweak: tweak}
 	for id := uint64(1); id <= uint64(size); id++ {
 		c.voters = append(c.voters, id)
 		c.storage[id] = NewMemoryStorage()
@@ -64,11 +70,15 @@ func newTestCluster(t *testing.T, size int) *testCluster {
 func (c *testCluster) start(id uint64) {
 	c.t.Helper()
 	c.sms[id] = &recorder{}
-	n, err := Start(Config{
+	cfg := Config{
 		ID: id, Voters: c.voters, Storage: c.storage[id],
 		Transport: c.nw.transport(id), StateMachine: c.sms[id],
 		TickInterval: testTick,
-	})
+	}
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	n, err := Start(cfg)
 	if err != nil {
 		c.t.Fatalf("start node %d: %v", id, err)
 	}
@@ -300,4 +310,32 @@ func TestBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPartitionedLeaderRejoinsAsFollower(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3)
+		old := c.waitLeader(time.Second)
+		c.nw.isolate(old)
+		// Check-quorum deposes the cut-off leader while the other two
+		// elect one of their own.
+		time.Sleep(50 * testTick)
+		synctest.Wait()
+		if st := c.nodes[old].Status(); st.Role == raft.RoleLeader {
+			t.Fatalf("isolated node %d still leads term %d", old, st.Term)
+		}
+		c.nw.heal()
+		lead := c.waitLeader(time.Second)
+		if lead == old {
+			t.Fatalf("the once isolated node %d leads again; want one of the majority", old)
+		}
+		if _, _, err := c.nodes[lead].Propose(t.Context(), []byte("healed")); err != nil {
+			t.Fatalf("propose after heal: %v", err)
+		}
+		time.Sleep(5 * testTick)
+		synctest.Wait()
+		if got, want := c.sms[old].snapshot(), c.sms[lead].snapshot(); !slices.Equal(got, want) {
+			t.Errorf("rejoined node applied %v, want %v", got, want)
+		}
+	})
 }

@@ -28,15 +28,21 @@ type loopbackMember struct {
 
 // loopbackGroup runs a raft group over rpc on 127.0.0.1 with WAL storage.
 type loopbackGroup struct {
-	t       *testing.T
+	t       testing.TB
+	tweak   func(*Config) // applied to every member's config; nil for none
 	voters  []uint64
 	addrs   map[uint64]string
 	dirs    map[uint64]string
 	members map[uint64]*loopbackMember
 }
 
-func newLoopbackGroup(t *testing.T, size int) *loopbackGroup {
-	g := &loopbackGroup{t: t, addrs: map[uint64]string{}, dirs: map[uint64]string{},
+func newLoopbackGroup(t testing.TB, size int) *loopbackGroup {
+	return newLoopbackGroupWith(t, size, nil)
+}
+
+// newLoopbackGroupWith starts a group whose configs tweak changes.
+func newLoopbackGroupWith(t testing.TB, size int, tweak func(*Config)) *loopbackGroup {
+	g := &loopbackGroup{t: t, tweak: tweak, addrs: map[uint64]string{}, dirs: map[uint64]string{},
 		members: map[uint64]*loopbackMember{}}
 	listeners := map[uint64]net.Listener{}
 	for id := uint64(1); id <= uint64(size); id++ {
@@ -88,8 +94,12 @@ func (g *loopbackGroup) start(id uint64, ln net.Listener) {
 		t.Fatal(err)
 	}
 	go func() { m.served <- m.server.Serve(ln) }()
-	if m.node, err = Start(Config{ID: id, Voters: g.voters, Storage: WALStorage(m.wal),
-		Transport: m.transport, StateMachine: m.sm, TickInterval: 10 * time.Millisecond}); err != nil {
+	cfg := Config{ID: id, Voters: g.voters, Storage: WALStorage(m.wal),
+		Transport: m.transport, StateMachine: m.sm, TickInterval: 10 * time.Millisecond}
+	if g.tweak != nil {
+		g.tweak(&cfg)
+	}
+	if m.node, err = Start(cfg); err != nil {
 		t.Fatal(err)
 	}
 	g.members[id] = m
@@ -174,7 +184,9 @@ func TestBatchRoundTrip(t *testing.T) {
 	in := batch{
 		{Type: raft.MsgApp, From: 1, To: 2, Term: 3, Index: 4, LogTerm: 3, Commit: 2,
 			Entries: []raft.Entry{{Index: 5, Term: 3, Data: []byte("x")}}},
-		{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 3},
+		{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 3, Context: 7},
+		{Type: raft.MsgVote, From: 2, To: 3, Term: 4, Index: 5, LogTerm: 3, Transfer: true},
+		{Type: raft.MsgReadIndexResp, From: 1, To: 2, Term: 3, Index: 9, Context: 1 << 60},
 	}
 	b, _ := in.AppendBinary(nil)
 	var out batch
@@ -189,6 +201,10 @@ func TestBatchRoundTrip(t *testing.T) {
 func FuzzBatchDecode(f *testing.F) {
 	good := batch{{Type: raft.MsgApp, From: 1, To: 2, Entries: []raft.Entry{{Index: 1, Term: 1, Data: []byte("d")}}}}
 	b, _ := good.AppendBinary(nil)
+	f.Add(b)
+	reads := batch{{Type: raft.MsgReadIndex, From: 2, To: 1, Term: 3, Context: 42},
+		{Type: raft.MsgTimeoutNow, From: 1, To: 2, Term: 3}}
+	b, _ = reads.AppendBinary(nil)
 	f.Add(b)
 	f.Add([]byte{0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})

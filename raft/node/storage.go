@@ -13,8 +13,9 @@ import (
 // starts and Save from its driver goroutine afterwards.
 type Storage interface {
 	// Load returns the persisted hard state and the log, contiguous from
-	// its first index. A node that never ran gets the zero HardState and
-	// no entries.
+	// its first index: 1, or after the snapshot the log was compacted
+	// into (see Compacter). A node that never ran gets the zero HardState
+	// and no entries.
 	Load() (raft.HardState, []raft.Entry, error)
 	// Save makes hs and entries durable before it returns. Entries are
 	// contiguous; if entries[0].Index is at or below the last stored
@@ -23,13 +24,27 @@ type Storage interface {
 	Save(hs raft.HardState, entries []raft.Entry) error
 }
 
+// Compacter is an optional Storage capability: forgetting the log prefix
+// that a durable snapshot covers. A Node compacts its storage after each
+// snapshot; storage without it keeps the whole log, and the node skips
+// the covered prefix when it loads.
+type Compacter interface {
+	// Compact drops the entries up to and including index. An index past
+	// the last entry leaves the log empty, to continue at index+1.
+	Compact(index uint64) error
+}
+
 // MemoryStorage is a Storage that keeps everything in memory: fast, and
 // lost with the process. It suits tests and users who replicate state they
-// can rebuild. It is safe for concurrent use.
+// can rebuild. It is also a Compacter and a SnapshotStore, so a node on
+// it keeps its snapshots in memory too. It is safe for concurrent use.
 type MemoryStorage struct {
-	mu      sync.Mutex // protects the following
-	hs      raft.HardState
-	entries []raft.Entry
+	mu       sync.Mutex // protects the following
+	hs       raft.HardState
+	offset   uint64 // index of the last entry compacted away
+	entries  []raft.Entry
+	snapMeta raft.SnapshotMeta
+	snapData []byte
 }
 
 // NewMemoryStorage returns an empty MemoryStorage.
@@ -49,14 +64,50 @@ func (s *MemoryStorage) Save(hs raft.HardState, entries []raft.Entry) error {
 	defer s.mu.Unlock()
 	if len(entries) > 0 {
 		first := entries[0].Index
-		last := uint64(len(s.entries))
-		if first == 0 || first > last+1 {
-			return fmt.Errorf("node: memory storage: entry %d leaves a gap after %d", first, last)
+		last := s.offset + uint64(len(s.entries))
+		if first <= s.offset || first > last+1 {
+			return fmt.Errorf("node: memory storage: entry %d does not follow %d (compacted through %d)", first, last, s.offset)
 		}
-		s.entries = append(s.entries[:first-1], entries...)
+		s.entries = append(s.entries[:first-s.offset-1], entries...)
 	}
 	if !hs.IsZero() {
 		s.hs = hs
 	}
 	return nil
+}
+
+// Compact drops the entries up to and including index.
+func (s *MemoryStorage) Compact(index uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if index <= s.offset {
+		return nil
+	}
+	drop := min(index-s.offset, uint64(len(s.entries)))
+	s.entries = slices.Clone(s.entries[drop:])
+	s.offset = index
+	return nil
+}
+
+// SaveSnapshot keeps data as the newest snapshot; the caller must not
+// modify it afterwards.
+func (s *MemoryStorage) SaveSnapshot(meta raft.SnapshotMeta, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snapMeta, s.snapData = meta, data
+	return nil
+}
+
+// LoadSnapshot returns the newest snapshot saved, or a zero meta.
+func (s *MemoryStorage) LoadSnapshot() (raft.SnapshotMeta, []byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapMeta, s.snapData, nil
+}
+
+// compacted is the index the log is compacted through.
+func (s *MemoryStorage) compacted() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.offset
 }

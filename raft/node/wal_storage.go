@@ -1,8 +1,6 @@
 package node
 
 import (
-	"fmt"
-
 	"github.com/bifrost-go/bifrost/raft"
 	"github.com/bifrost-go/bifrost/raft/wal"
 )
@@ -13,18 +11,31 @@ func WALStorage(w *wal.WAL) Storage { return walStorage{w} }
 
 type walStorage struct{ w *wal.WAL }
 
-// Load returns what the WAL recovered when it was opened.
+// Load returns what the WAL recovered when it was opened. A compacted
+// log starts after its compaction point; the node checks that its
+// snapshot covers what is missing.
 func (s walStorage) Load() (raft.HardState, []raft.Entry, error) {
 	st := s.w.Recovered()
-	if st.Compacted != 0 {
-		// A compacted log needs the snapshot it was compacted into, which
-		// this version of the node does not restore yet.
-		return raft.HardState{}, nil, fmt.Errorf("node: wal compacted to %d, snapshots unsupported", st.Compacted)
-	}
 	return st.HardState, st.Entries, nil
 }
+
+// Compact compacts the WAL (wal.WAL.Compact).
+func (s walStorage) Compact(index uint64) error { return s.w.Compact(index) }
 
 // Save appends durably; concurrent savers share fsyncs inside the WAL.
 func (s walStorage) Save(hs raft.HardState, entries []raft.Entry) error {
 	return s.w.Save(hs, entries)
 }
+
+// compacted is the index the WAL was compacted through when it was opened.
+func (s walStorage) compacted() uint64 { return s.w.Recovered().Compacted }
+
+// Append writes without waiting for the disk: the next Save makes it
+// durable. The driver uses it for hard states that only move the commit
+// index.
+func (s walStorage) Append(hs raft.HardState, entries []raft.Entry) error {
+	return s.w.Append(hs, entries)
+}
+
+// Sync makes everything written so far durable.
+func (s walStorage) Sync() error { return s.w.Sync() }

@@ -1,0 +1,506 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+)
+
+var (
+	// ErrNotLeader is returned by Propose on a node that is not the leader.
+	// The caller should retry on the leader Status or Ready names.
+	ErrNotLeader = errors.New("raft: not leader")
+	// ErrProposalDropped reports a proposal the core refused although it
+	// leads, for instance while it hands leadership over (issue 4). A
+	// driver also uses it for a proposal whose index was overwritten by a
+	// later leader.
+	ErrProposalDropped = errors.New("raft: proposal dropped")
+	// ErrUnknownPeer is returned by Step for a message from or to a node
+	// that is not a member of this node's configuration.
+	ErrUnknownPeer = errors.New("raft: unknown peer")
+	// ErrTransferring is returned by Propose while the leader hands its
+	// leadership over (TransferLeadership); it wraps ErrProposalDropped.
+	// Proposals are accepted again once the transfer is abandoned.
+	ErrTransferring = fmt.Errorf("%w: leadership transfer in progress", ErrProposalDropped)
+)
+
+// Role is the part a node currently plays in its group.
+type Role uint8
+
+const (
+	// RoleFollower accepts entries from a leader and votes.
+	RoleFollower Role = iota
+	// RolePreCandidate asks for pre-votes without raising its term, so a
+	// node that cannot win does not disrupt the group.
+	RolePreCandidate
+	// RoleCandidate has raised its term and asks for votes.
+	RoleCandidate
+	// RoleLeader replicates its log to the followers.
+	RoleLeader
+)
+
+// String names the role for logs and status output.
+func (r Role) String() string {
+	switch r {
+	case RoleFollower:
+		return "follower"
+	case RolePreCandidate:
+		return "pre-candidate"
+	case RoleCandidate:
+		return "candidate"
+	case RoleLeader:
+		return "leader"
+	}
+	return fmt.Sprintf("Role(%d)", uint8(r))
+}
+
+// Config starts a Core. The zero value of every tuning field means its
+// default; ID and Voters are required.
+type Config struct {
+	// ID is this node; required, non-zero.
+	ID uint64
+	// Voters lists every voting member, including ID; required.
+	Voters []uint64
+	// ElectionTicks is how many ticks a follower waits without hearing from
+	// a leader before campaigning; the real timeout is randomized in
+	// [ElectionTicks, 2*ElectionTicks) so that candidates rarely collide.
+	// It is also the check-quorum period of a leader. Default 10.
+	ElectionTicks int
+	// HeartbeatTicks is how many ticks pass between a leader's heartbeats.
+	// Default 1. Must be less than ElectionTicks.
+	HeartbeatTicks int
+	// DisablePreVote turns pre-vote off; it is on by default.
+	DisablePreVote bool
+	// DisableCheckQuorum turns check-quorum off; it is on by default. With
+	// it on, a leader that has not heard from a quorum within ElectionTicks
+	// steps down, so clients stop talking to a leader that cannot commit.
+	DisableCheckQuorum bool
+	// MaxMsgEntries caps the entries in one MsgApp. Default 512.
+	MaxMsgEntries int
+	// MaxMsgBytes caps the entry bytes in one MsgApp, counted as
+	// Entry.EncodedSize (data plus a small fixed overhead); a single larger
+	// entry still goes alone. Default 1 MiB.
+	MaxMsgBytes int
+	// MaxInflight caps the unacknowledged MsgApp per follower while
+	// pipelining. Default 256.
+	MaxInflight int
+	// SnapshotCatchUpEntries is how many entries before its newest
+	// snapshot Compact keeps in memory, so that a follower a little
+	// behind gets entries rather than the whole snapshot, and one that
+	// installed a snapshot taken before the newest can go on from the
+	// log. Default 0: keep none.
+	SnapshotCatchUpEntries int
+	// Seed seeds the randomized election timeouts (with ID, so nodes of one
+	// group differ): the same seed gives the same behaviour.
+	Seed uint64
+	// LeaseReads lets LeaseRead serve reads on the leader without a
+	// heartbeat round while the leader's lease holds; see LeaseRead for
+	// the clock assumption this rests on. It requires check-quorum. With
+	// it on, a node also refuses vote requests for its first ElectionTicks
+	// ticks after New, as if it had just heard from a leader, so that a
+	// restarted voter cannot help elect a new leader while the old one's
+	// lease still counts on it. Set it on every member or none. Off by
+	// default.
+	LeaseReads bool
+	// LeaseMarginTicks is how much shorter than ElectionTicks the leader's
+	// lease is: a leader that heard from a quorum within the last
+	// ElectionTicks-LeaseMarginTicks ticks (counted from when it sent the
+	// heartbeat answered) holds the lease. It absorbs clock drift and tick
+	// misalignment between members, so it must be at least 1 and below
+	// ElectionTicks. Default ElectionTicks/5, at least 1.
+	LeaseMarginTicks int
+
+	// HardState is the persisted term, vote and commit index (restart).
+	HardState HardState
+	// Snapshot names the snapshot the node restarts from, which the
+	// application has restored (restart); zero for none.
+	Snapshot SnapshotMeta
+	// Entries is the persisted log, contiguous from Snapshot.Index+1
+	// (restart). The core keeps the slice; the caller must not modify it
+	// afterwards.
+	Entries []Entry
+	// Applied is the index the application has applied up to (restart);
+	// Ready never hands out these entries again. It counts as at least
+	// Snapshot.Index.
+	Applied uint64
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultElectionTicks  = 10
+	DefaultHeartbeatTicks = 1
+	DefaultMaxMsgEntries  = 512
+	DefaultMaxMsgBytes    = 1 << 20
+	DefaultMaxInflight    = 256
+)
+
+// withDefaults fills the zero tuning fields of cfg.
+func (cfg Config) withDefaults() Config {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&cfg.ElectionTicks, DefaultElectionTicks)
+	def(&cfg.HeartbeatTicks, DefaultHeartbeatTicks)
+	def(&cfg.MaxMsgEntries, DefaultMaxMsgEntries)
+	def(&cfg.MaxMsgBytes, DefaultMaxMsgBytes)
+	def(&cfg.MaxInflight, DefaultMaxInflight)
+	def(&cfg.LeaseMarginTicks, max(1, cfg.ElectionTicks/5))
+	return cfg
+}
+
+// validate reports the first thing wrong with a defaulted cfg.
+func (cfg *Config) validate() error {
+	switch {
+	case cfg.ID == 0:
+		return errors.New("raft: config: ID must be non-zero")
+	case !slices.Contains(cfg.Voters, cfg.ID):
+		return fmt.Errorf("raft: config: voters %v do not include ID %d", cfg.Voters, cfg.ID)
+	case slices.Contains(cfg.Voters, 0):
+		return errors.New("raft: config: voter id 0 is reserved for none")
+	case cfg.ElectionTicks < 1 || cfg.HeartbeatTicks < 1:
+		return errors.New("raft: config: tick counts must be positive")
+	case cfg.HeartbeatTicks >= cfg.ElectionTicks:
+		return fmt.Errorf("raft: config: HeartbeatTicks %d must be less than ElectionTicks %d", cfg.HeartbeatTicks, cfg.ElectionTicks)
+	case cfg.MaxMsgEntries < 1 || cfg.MaxMsgBytes < 1 || cfg.MaxInflight < 1:
+		return errors.New("raft: config: message limits must be positive")
+	case cfg.LeaseMarginTicks < 1 || cfg.LeaseMarginTicks >= cfg.ElectionTicks:
+		return fmt.Errorf("raft: config: LeaseMarginTicks %d must be in [1, ElectionTicks %d)", cfg.LeaseMarginTicks, cfg.ElectionTicks)
+	case cfg.LeaseReads && cfg.DisableCheckQuorum:
+		return errors.New("raft: config: LeaseReads requires check-quorum")
+	}
+	sorted := slices.Sorted(slices.Values(cfg.Voters))
+	if len(slices.Compact(sorted)) != len(cfg.Voters) {
+		return fmt.Errorf("raft: config: duplicate voter in %v", cfg.Voters)
+	}
+	return nil
+}
+
+// Core is one node's consensus state machine: messages and ticks go in,
+// Ready batches of what to persist, send and apply come out. It does no
+// I/O, reads no clock and starts no goroutine, so a test drives it
+// deterministically. It is not safe for concurrent use.
+type Core struct {
+	cfg    Config   // defaulted tuning; restart fields are consumed by New
+	id     uint64   // this node
+	voters []uint64 // sorted, so every walk over the group is deterministic
+	rng    *rand.Rand
+
+	term uint64 // current term
+	vote uint64 // whom this node voted for in term; 0 for none
+	lead uint64 // the leader of term as far as known; 0 for none
+	role Role
+	log  raftLog
+
+	ticks uint64 // Tick calls so far: the logical clock
+	// electionElapsed counts ticks since the last word from a leader (a
+	// follower) or since the campaign started (a candidate).
+	electionElapsed   int
+	heartbeatElapsed  int // leader: ticks since the last heartbeat
+	randomizedTimeout int // this round's election timeout, in ticks
+
+	votes    map[uint64]bool      // (pre-)candidate: answers of this round, by voter
+	progress map[uint64]*progress // leader: replication state, by follower
+	matchBuf []uint64             // leader: scratch for the commit computation
+
+	// Reads (read.go). reads and readsHeld belong to a leader's term.
+	reads      []readRequest // leader: accepted, waiting for their heartbeat round
+	readsHeld  []readRequest // leader: waiting for the first commit of the term
+	round      uint64        // leader: the last heartbeat round sent this term
+	roundTicks []roundTick   // leader: when recent rounds were sent, for the lease
+	readStates []ReadState   // reads served, for the next Ready
+
+	// Leadership transfer (transfer.go).
+	transferee      uint64 // leader: the node leadership is handed to; 0 for none
+	transferElapsed int    // leader: ticks since the transfer started
+	leaseBroken     bool   // leader: sent MsgTimeoutNow this term, so no lease
+
+	snaps snapshots // snapshot.go
+
+	msgs         []Message // to send at once
+	afterPersist []Message // to send once this Ready is durable
+	prevHS       HardState // the hard state last reported durable
+	prevLead     uint64    // soft state last handed out in a Ready
+	prevRole     Role
+}
+
+// New returns a Core for cfg, restarted from cfg.HardState, cfg.Entries
+// and cfg.Applied when they are set. It returns an error for a bad config
+// or inconsistent restart state rather than panicking later.
+func New(cfg Config) (*Core, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log, err := restoreLog(cfg.Snapshot, cfg.Entries, cfg.HardState.Commit, cfg.Applied)
+	if err != nil {
+		return nil, err
+	}
+	c := &Core{
+		cfg:    cfg,
+		id:     cfg.ID,
+		voters: slices.Sorted(slices.Values(cfg.Voters)),
+		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.ID)),
+		log:    log,
+		prevHS: cfg.HardState,
+	}
+	c.cfg.Entries, c.cfg.HardState = nil, HardState{}
+	c.term, c.vote = restoreTerm(cfg.HardState, log.lastTerm())
+	c.becomeFollower(c.term, 0)
+	return c, nil
+}
+
+// restoreTerm returns the term and vote a node restarts with. Entries
+// persisted without their term (a crash between the two writes) mean the
+// node reached that term; its vote there was never persisted, so it never
+// answered with it: no vote.
+func restoreTerm(hs HardState, lastTerm uint64) (term, vote uint64) {
+	if lastTerm > hs.Term {
+		return lastTerm, 0
+	}
+	return hs.Term, hs.Vote
+}
+
+// Tick advances the logical clock by one tick: followers and candidates
+// count towards an election, leaders towards heartbeats and check-quorum.
+func (c *Core) Tick() {
+	c.ticks++
+	if c.role == RoleLeader {
+		c.tickLeader()
+		return
+	}
+	c.electionElapsed++
+	if c.electionElapsed >= c.randomizedTimeout {
+		c.campaign(!c.cfg.DisablePreVote)
+	}
+}
+
+// Step hands the core a message from a peer. Messages of a stale term or
+// that make no sense in the current role are ignored (some are answered so
+// the sender learns the current term); only a message from or to a node
+// outside the configuration is an error.
+func (c *Core) Step(m Message) error {
+	if m.To != c.id || m.From == c.id || !slices.Contains(c.voters, m.From) {
+		return fmt.Errorf("%w: message %v from %d to %d at node %d", ErrUnknownPeer, m.Type, m.From, m.To, c.id)
+	}
+	if !c.stepTerm(m) {
+		return nil
+	}
+	switch m.Type {
+	case MsgPreVote:
+		c.handlePreVote(m)
+	case MsgVote:
+		c.handleVote(m)
+	case MsgPreVoteResp, MsgVoteResp:
+		c.handleVoteResp(m)
+	case MsgApp:
+		c.handleAppend(m)
+	case MsgAppResp:
+		c.handleAppendResp(m)
+	case MsgHeartbeat:
+		c.handleHeartbeat(m)
+	case MsgHeartbeatResp:
+		c.handleHeartbeatResp(m)
+	case MsgTimeoutNow:
+		c.handleTimeoutNow(m)
+	case MsgReadIndex:
+		c.handleReadIndex(m)
+	case MsgReadIndexResp:
+		c.handleReadIndexResp(m)
+	case MsgSnap:
+		c.handleSnap(m)
+	case MsgSnapResp:
+		c.handleSnapResp(m)
+	}
+	return nil
+}
+
+// Propose appends a command to the leader's log and returns its index and
+// term. The outcome shows in Ready.Committed: the entry at index with the
+// same term is this command; one with another term means it was dropped.
+// The core keeps data; the caller must not modify it afterwards.
+func (c *Core) Propose(data []byte) (index, term uint64, err error) {
+	if c.role != RoleLeader {
+		return 0, 0, ErrNotLeader
+	}
+	if c.transferee != 0 {
+		return 0, 0, ErrTransferring
+	}
+	e := Entry{Index: c.log.lastIndex() + 1, Term: c.term, Type: EntryNormal, Data: data}
+	c.log.append(e)
+	return e.Index, e.Term, nil
+}
+
+// HasReady reports whether Ready has anything to persist, send or apply.
+// New entries are sent from here and from Ready, not from Propose, so the
+// proposals made between two Ready calls travel as one batch.
+func (c *Core) HasReady() bool {
+	c.flush()
+	return len(c.msgs) > 0 || len(c.afterPersist) > 0 || len(c.readStates) > 0 ||
+		c.hardState() != c.prevHS || c.log.hasUnstable() || c.log.hasNextCommitted() ||
+		c.lead != c.prevLead || c.role != c.prevRole || c.snapshotReady()
+}
+
+// Ready returns what the caller must do next: persist HardState and
+// Entries, send Messages (at once) and AfterPersist (once durable), apply
+// Committed. The caller then calls Advance with it before the next Ready.
+// The slices are the caller's to read; the core never writes to them again.
+func (c *Core) Ready() Ready {
+	c.flush()
+	hs := c.hardState()
+	rd := Ready{
+		HardState:        hs,
+		HardStateChanged: hs != c.prevHS,
+		Entries:          c.log.unstable(),
+		Messages:         c.msgs,
+		AfterPersist:     c.afterPersist,
+		Committed:        c.log.nextCommitted(),
+		ReadStates:       c.readStates,
+		Lead:             c.lead,
+		Role:             c.role,
+		Term:             c.term,
+	}
+	c.readySnapshot(&rd)
+	c.msgs, c.afterPersist, c.readStates = nil, nil, nil
+	c.prevLead, c.prevRole = c.lead, c.role
+	if n := len(rd.Committed); n > 0 {
+		c.log.applying = rd.Committed[n-1].Index
+	}
+	return rd
+}
+
+// Advance tells the core that rd's HardState and Entries are durable, its
+// messages sent and its committed entries applied. A leader's own entries
+// count towards its quorum only from here.
+func (c *Core) Advance(rd Ready) {
+	if rd.HardStateChanged {
+		c.prevHS = rd.HardState
+	}
+	c.log.stableTo(rd.Entries)
+	c.advanceSnapshot(rd)
+	if n := len(rd.Committed); n > 0 {
+		c.log.appliedTo(rd.Committed[n-1].Index)
+	}
+	if c.role == RoleLeader {
+		c.maybeCommit()
+	}
+}
+
+// Status reports the node's current view, for observers and tests.
+func (c *Core) Status() Status {
+	return Status{
+		ID: c.id, Term: c.term, Vote: c.vote, Lead: c.lead,
+		Commit: c.log.committed, Applied: c.log.applied,
+		LastIndex: c.log.lastIndex(), Role: c.role, Transferee: c.transferee,
+		Snapshot: c.newest().Index,
+	}
+}
+
+// Ready is one batch of work for the caller; see Core.Ready.
+type Ready struct {
+	// HardState is the state to persist when HardStateChanged.
+	HardState        HardState
+	HardStateChanged bool
+	// Entries are to be persisted before Advance. Entries[0].Index may be
+	// at or below the last persisted index: replace that suffix.
+	Entries []Entry
+	// Messages may be sent at once, before persisting: a leader's MsgApp
+	// and MsgHeartbeat (its own entries count towards quorum only after
+	// Advance reports them durable).
+	Messages []Message
+	// AfterPersist must be sent only once HardState and Entries are
+	// durable: vote replies, append replies, a candidate's vote requests.
+	AfterPersist []Message
+	// Committed are to be applied in order once Entries are durable. No
+	// entry is handed out twice and none is skipped.
+	Committed []Entry
+	// ReadStates are the outcomes of ReadIndex and LeaseRead requests,
+	// of this node's own or answered by the leader for it: once this
+	// node has applied up to a ReadState's Index, reading its state
+	// machine is linearizable for that request. Index 0 means the read
+	// was refused (leadership was lost before it was confirmed).
+	ReadStates []ReadState
+	// Snapshot, when not zero, names a snapshot received whole from the
+	// leader, whose bytes came in SnapshotChunks of this and earlier
+	// Readies. It must be durable before HardState and Entries (the log
+	// now continues after it, and HardState.Commit may count on it), and
+	// the application restores it before applying Committed. Its
+	// acknowledgement is in AfterPersist: the leader learns of it as
+	// soon as it is durable, however long the restore takes.
+	Snapshot SnapshotMeta
+	// SnapshotChunks are pieces of a snapshot arriving from the leader,
+	// to be stored before AfterPersist is sent; see SnapshotChunk.
+	SnapshotChunks []SnapshotChunk
+	// SnapshotRequests are MsgSnap for the driver to complete from its
+	// snapshot at their Index and send at once: SnapData is the chunk
+	// from SnapOffset on, SnapTotal and SnapChecksum (SnapshotChecksum)
+	// describe the whole snapshot, SnapDone marks the last chunk. A
+	// transfer goes on with the snapshot it started with after a newer
+	// one is taken, so the driver keeps, per follower, the snapshot it
+	// last sent it.
+	SnapshotRequests []Message
+	// Lead, Role and Term are the soft state, for status and observers.
+	Lead uint64
+	Role Role
+	Term uint64
+}
+
+// Status is a snapshot of a node's view of its group.
+type Status struct {
+	ID, Term, Vote, Lead, Commit, Applied, LastIndex uint64
+	Role                                             Role
+	// Transferee is, on a leader handing its leadership over, the node it
+	// hands it to; 0 otherwise.
+	Transferee uint64
+	// Snapshot is the last index of the node's newest snapshot, 0 for
+	// none. The log in memory starts at most Config.SnapshotCatchUpEntries
+	// entries before it.
+	Snapshot uint64
+}
+
+// hardState is the state that must be durable before the node speaks.
+func (c *Core) hardState() HardState {
+	return HardState{Term: c.term, Vote: c.vote, Commit: c.log.committed}
+}
+
+// send queues m from this node. A leader's appends and heartbeats may go
+// before its state is durable; everything else waits for persistence,
+// because it promises something about this node's term, vote or log.
+func (c *Core) send(m Message) {
+	m.From = c.id
+	if c.role == RoleLeader && (m.Type == MsgApp || m.Type == MsgHeartbeat) {
+		c.msgs = append(c.msgs, m)
+		return
+	}
+	c.afterPersist = append(c.afterPersist, m)
+}
+
+// dropStale forgets queued replies of a term this node has left. Such a
+// reply may promise what is no longer true: an append acknowledgement for
+// entries that a newer leader's MsgApp has since replaced would tell the
+// old leader they are durable here when the next Ready persists the
+// replacement instead.
+func (c *Core) dropStale() {
+	c.afterPersist = slices.DeleteFunc(c.afterPersist, c.Stale)
+}
+
+// Stale reports whether m, taken from a Ready, speaks for a term this node
+// has since left. A driver that keeps stepping messages while a Ready's
+// write is in flight must drop the Ready's AfterPersist messages that are
+// stale by the time the write is durable, for the reason dropStale gives.
+func (c *Core) Stale(m Message) bool { return m.Term < c.term }
+
+// quorum is the number of voters, this node included, that make a
+// majority.
+func (c *Core) quorum() int { return len(c.voters)/2 + 1 }
+
+// peers calls f for every voter but this node, in id order.
+func (c *Core) peers(f func(id uint64)) {
+	for _, id := range c.voters {
+		if id != c.id {
+			f(id)
+		}
+	}
+}

@@ -1,0 +1,207 @@
+package node
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/bifrost-go/bifrost/raft"
+)
+
+// SnapshotStore keeps a node's newest snapshot durably. A Node saves a
+// snapshot before it compacts its log into it and before it acknowledges
+// one received from its leader, so whatever a store returns after a crash
+// covers every entry the log no longer holds.
+type SnapshotStore interface {
+	// SaveSnapshot makes data the newest snapshot, durably, before it
+	// returns. The store keeps data; the caller does not modify it.
+	SaveSnapshot(meta raft.SnapshotMeta, data []byte) error
+	// LoadSnapshot returns the newest snapshot saved, or a zero meta and
+	// no data if there is none.
+	LoadSnapshot() (raft.SnapshotMeta, []byte, error)
+}
+
+// ErrBadSnapshotFile reports a snapshot file whose header or contents do
+// not check out.
+var ErrBadSnapshotFile = errors.New("node: bad snapshot file")
+
+// A snapshot file is a 40-byte header and the snapshot:
+//
+//	magic [8]byte "BFSNAP\x00\x01"
+//	index, term, size uint64 (little endian)
+//	crc32c of the snapshot uint32
+//	crc32c of the 36 bytes before it uint32
+//	the snapshot, size bytes
+const (
+	snapMagic      = "BFSNAP\x00\x01"
+	snapHeaderSize = 40
+	snapSuffix     = ".snap"
+	snapTempSuffix = ".tmp"
+)
+
+// encodeSnapshotHeader returns the header of a file holding data.
+func encodeSnapshotHeader(meta raft.SnapshotMeta, data []byte) []byte {
+	h := make([]byte, 0, snapHeaderSize)
+	h = append(h, snapMagic...)
+	h = binary.LittleEndian.AppendUint64(h, meta.Index)
+	h = binary.LittleEndian.AppendUint64(h, meta.Term)
+	h = binary.LittleEndian.AppendUint64(h, uint64(len(data)))
+	h = binary.LittleEndian.AppendUint32(h, raft.SnapshotChecksum(data))
+	return binary.LittleEndian.AppendUint32(h, raft.SnapshotChecksum(h))
+}
+
+// decodeSnapshotFile checks a whole snapshot file and returns its meta
+// and the snapshot, which aliases b.
+func decodeSnapshotFile(b []byte) (raft.SnapshotMeta, []byte, error) {
+	if len(b) < snapHeaderSize || string(b[:8]) != snapMagic {
+		return raft.SnapshotMeta{}, nil, fmt.Errorf("%w: no header", ErrBadSnapshotFile)
+	}
+	h := b[:snapHeaderSize]
+	if raft.SnapshotChecksum(h[:36]) != binary.LittleEndian.Uint32(h[36:]) {
+		return raft.SnapshotMeta{}, nil, fmt.Errorf("%w: header checksum", ErrBadSnapshotFile)
+	}
+	meta := raft.SnapshotMeta{Index: binary.LittleEndian.Uint64(h[8:]), Term: binary.LittleEndian.Uint64(h[16:])}
+	data := b[snapHeaderSize:]
+	if size := binary.LittleEndian.Uint64(h[24:]); size != uint64(len(data)) {
+		return raft.SnapshotMeta{}, nil, fmt.Errorf("%w: %d bytes, header says %d", ErrBadSnapshotFile, len(data), size)
+	}
+	if raft.SnapshotChecksum(data) != binary.LittleEndian.Uint32(h[32:]) {
+		return raft.SnapshotMeta{}, nil, fmt.Errorf("%w: snapshot checksum", ErrBadSnapshotFile)
+	}
+	if meta.Index == 0 {
+		return raft.SnapshotMeta{}, nil, fmt.Errorf("%w: index 0", ErrBadSnapshotFile)
+	}
+	return meta, data, nil
+}
+
+// fileSnapshotStore keeps snapshots as files in a directory, the newest
+// only. A snapshot is written to a temporary file, fsynced, renamed into
+// place and the directory fsynced, so a crash leaves either the old
+// snapshot or the new one whole. It is used from the driver goroutine
+// only.
+type fileSnapshotStore struct {
+	dir string
+	log *slog.Logger
+}
+
+// newFileSnapshotStore opens dir, creating it if needed.
+func newFileSnapshotStore(dir string, log *slog.Logger) (*fileSnapshotStore, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("node: snapshot dir: %w", err)
+	}
+	return &fileSnapshotStore{dir: dir, log: log}, nil
+}
+
+// snapshotName orders files by index, then term, as strings.
+func snapshotName(meta raft.SnapshotMeta) string {
+	return fmt.Sprintf("%016x-%016x%s", meta.Index, meta.Term, snapSuffix)
+}
+
+// SaveSnapshot writes the snapshot durably, then removes older ones.
+func (s *fileSnapshotStore) SaveSnapshot(meta raft.SnapshotMeta, data []byte) error {
+	name := filepath.Join(s.dir, snapshotName(meta))
+	if err := writeFileSynced(name+snapTempSuffix, encodeSnapshotHeader(meta, data), data); err != nil {
+		return fmt.Errorf("node: save snapshot: %w", err)
+	}
+	if err := os.Rename(name+snapTempSuffix, name); err != nil {
+		return fmt.Errorf("node: save snapshot: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("node: save snapshot: %w", err)
+	}
+	return s.removeOlder(filepath.Base(name))
+}
+
+// writeFileSynced writes the parts to a new file at path and fsyncs it.
+func writeFileSynced(path string, parts ...[]byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := f.Write(p); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeOlder deletes the snapshots and temporary files other than keep.
+func (s *fileSnapshotStore) removeOlder(keep string) error {
+	names, err := s.names()
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, n := range names {
+		if n == keep || !strings.HasSuffix(n, snapSuffix) && !strings.HasSuffix(n, snapTempSuffix) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, n)); err != nil {
+			return fmt.Errorf("node: remove old snapshot: %w", err)
+		}
+		removed = true
+	}
+	if removed {
+		return syncDir(s.dir)
+	}
+	return nil
+}
+
+func (s *fileSnapshotStore) names() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("node: snapshot dir: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names, nil
+}
+
+// LoadSnapshot returns the newest snapshot file that checks out. A bad
+// one is logged and skipped: the node then finds whether an older one
+// still covers what its log lacks.
+func (s *fileSnapshotStore) LoadSnapshot() (raft.SnapshotMeta, []byte, error) {
+	names, err := s.names()
+	if err != nil {
+		return raft.SnapshotMeta{}, nil, err
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return !strings.HasSuffix(n, snapSuffix) })
+	slices.Sort(names)
+	for _, n := range slices.Backward(names) {
+		b, err := os.ReadFile(filepath.Join(s.dir, n))
+		if err != nil {
+			return raft.SnapshotMeta{}, nil, fmt.Errorf("node: load snapshot: %w", err)
+		}
+		meta, data, err := decodeSnapshotFile(b)
+		if err == nil {
+			return meta, data, nil
+		}
+		s.log.Error("skipping snapshot file", "file", n, "err", err)
+	}
+	return raft.SnapshotMeta{}, nil, nil
+}

@@ -1,0 +1,449 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/bifrost-go/bifrost/raft"
+	"github.com/bifrost-go/bifrost/raft/wal"
+)
+
+// snapSM is a Snapshotter: the commands applied, in order, and the index
+// of the last one. It fails the test if its applied index ever goes back.
+type snapSM struct {
+	t        *testing.T
+	mu       sync.Mutex // protects the following
+	applied  uint64
+	cmds     []string
+	restores int
+}
+
+func (s *snapSM) Apply(index uint64, cmd []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if index <= s.applied {
+		s.t.Errorf("applied %d after %d", index, s.applied)
+	}
+	s.applied = index
+	s.cmds = append(s.cmds, string(cmd))
+	return cmd
+}
+
+func (s *snapSM) Snapshot() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return []byte(strconv.FormatUint(s.applied, 10) + "\n" + strings.Join(s.cmds, "\n")), nil
+}
+
+func (s *snapSM) Restore(data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	head, rest, _ := strings.Cut(string(data), "\n")
+	index, err := strconv.ParseUint(head, 10, 64)
+	if err != nil {
+		return err
+	}
+	if index < s.applied {
+		s.t.Errorf("restore of %d after applying %d", index, s.applied)
+	}
+	s.applied, s.cmds, s.restores = index, nil, s.restores+1
+	if rest != "" {
+		s.cmds = strings.Split(rest, "\n")
+	}
+	return nil
+}
+
+func (s *snapSM) state() (uint64, []string, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied, slices.Clone(s.cmds), s.restores
+}
+
+// snapCluster is a testCluster whose nodes run snapSMs and snapshot every
+// `every` entries, in chunks of 16 bytes.
+type snapCluster struct {
+	*testCluster
+	sms map[uint64]*snapSM
+}
+
+func newSnapCluster(t *testing.T, size, every int) *snapCluster {
+	sc := &snapCluster{sms: map[uint64]*snapSM{}}
+	sc.testCluster = newTestClusterWith(t, size, func(cfg *Config) {
+		sc.sms[cfg.ID] = &snapSM{t: t}
+		cfg.StateMachine = sc.sms[cfg.ID]
+		cfg.SnapshotEntries = every
+		cfg.SnapshotChunkBytes = 16
+		cfg.SnapshotCatchUpEntries = -1
+	})
+	return sc
+}
+
+// proposeN proposes n commands on lead, one at a time.
+func (sc *snapCluster) proposeN(lead uint64, prefix string, n int) {
+	sc.t.Helper()
+	for i := range n {
+		if _, _, err := sc.nodes[lead].Propose(sc.t.Context(), fmt.Appendf(nil, "%s%d", prefix, i)); err != nil {
+			sc.t.Fatalf("propose: %v", err)
+		}
+	}
+}
+
+// waitSame advances fake time until every running node applied what
+// lead applied, and fails after limit.
+func (sc *snapCluster) waitSame(lead uint64, limit time.Duration) {
+	sc.t.Helper()
+	for start := time.Now(); time.Since(start) <= limit; time.Sleep(testTick) {
+		synctest.Wait()
+		want, wantCmds, _ := sc.sms[lead].state()
+		same := true
+		for id := range sc.nodes {
+			got, cmds, _ := sc.sms[id].state()
+			same = same && got == want && slices.Equal(cmds, wantCmds)
+		}
+		if same {
+			return
+		}
+	}
+	for id := range sc.nodes {
+		a, cmds, _ := sc.sms[id].state()
+		sc.t.Logf("node %d applied %d, %d commands", id, a, len(cmds))
+	}
+	sc.t.Fatalf("nodes did not converge in %v", limit)
+}
+
+func TestNodeFollowerCatchesUpBySnapshot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := newSnapCluster(t, 3, 10)
+		lead := sc.waitLeader(time.Second)
+		behind := lead%3 + 1
+		sc.stop(behind)
+		sc.proposeN(lead, "x", 35)
+		if st := sc.nodes[lead].Status(); st.Snapshot < 30 {
+			t.Fatalf("leader compacted through %d, want at least 30", st.Snapshot)
+		}
+		sc.start(behind)
+		sc.waitSame(lead, 2*time.Second)
+		if _, _, restores := sc.sms[behind].state(); restores != 1 {
+			t.Errorf("restarted follower restored %d snapshots, want 1", restores)
+		}
+		if n := sc.nw.count(raft.MsgSnap); n < 2 {
+			t.Errorf("%d MsgSnap sent, want the snapshot in several chunks", n)
+		}
+		sc.proposeN(lead, "y", 3)
+		sc.waitSame(lead, time.Second)
+	})
+}
+
+func TestNodeRestartFromSnapshotAndLog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := newSnapCluster(t, 3, 10)
+		lead := sc.waitLeader(time.Second)
+		sc.proposeN(lead, "x", 25)
+		sc.waitSame(lead, time.Second)
+		_, want, _ := sc.sms[lead].state()
+		for _, id := range sc.voters {
+			sc.stop(id)
+		}
+		for _, id := range sc.voters {
+			if c := compactedIndex(sc.storage[id]); c < 10 {
+				t.Errorf("node %d storage compacted through %d, want at least 10", id, c)
+			}
+			sc.start(id)
+			if applied, _, restores := sc.sms[id].state(); restores != 1 || applied < 10 {
+				t.Errorf("node %d restarted with %d restores at %d", id, restores, applied)
+			}
+		}
+		lead = sc.waitLeader(2 * time.Second)
+		sc.proposeN(lead, "y", 1)
+		sc.waitSame(lead, time.Second)
+		if _, got, _ := sc.sms[lead].state(); !slices.Equal(got[:len(want)], want) || len(got) != len(want)+1 {
+			t.Errorf("after restart the state is %v, want %v and one more", got, want)
+		}
+	})
+}
+
+func TestNodeLogBoundedUnderLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const every = 20
+		sc := newSnapCluster(t, 3, every)
+		lead := sc.waitLeader(time.Second)
+		for i := range 300 {
+			if _, _, err := sc.nodes[lead].Propose(t.Context(), []byte("c"+strconv.Itoa(i))); err != nil {
+				t.Fatal(err)
+			}
+			if i%10 != 0 {
+				continue
+			}
+			synctest.Wait() // every driver idle: status and storage agree
+			for id, n := range sc.nodes {
+				st := n.Status()
+				if live := st.LastIndex - st.Snapshot; live > 2*every+5 {
+					t.Fatalf("node %d holds %d entries (%+v), want at most about %d", id, live, st, every)
+				}
+				ms := sc.storage[id].(*MemoryStorage)
+				ms.mu.Lock()
+				stored := len(ms.entries)
+				ms.mu.Unlock()
+				if stored > 2*every+5 {
+					t.Fatalf("node %d storage holds %d entries", id, stored)
+				}
+			}
+		}
+		sc.waitSame(lead, time.Second)
+	})
+}
+
+func TestNodeRestartFromSnapshotOnWAL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		open := func() (*wal.WAL, *snapSM, *Node) {
+			w, err := wal.Open(wal.Config{Dir: filepath.Join(dir, "wal")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sm := &snapSM{t: t}
+			n, err := Start(Config{ID: 1, Voters: []uint64{1}, Storage: WALStorage(w),
+				Transport: newMemNetwork().transport(1), StateMachine: sm, TickInterval: testTick,
+				SnapshotDir: filepath.Join(dir, "snap"), SnapshotEntries: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return w, sm, n
+		}
+		w, sm, n := open()
+		if err := n.WaitFor(t.Context(), func(st raft.Status) bool { return st.Role == raft.RoleLeader }); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 45 {
+			if _, _, err := n.Propose(t.Context(), []byte("c"+strconv.Itoa(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		applied, want, _ := sm.state()
+		if err := n.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		w, sm, n = open()
+		defer w.Close()
+		defer n.Stop()
+		if w.Recovered().Compacted < 40 {
+			t.Errorf("WAL compacted through %d, want at least 40", w.Recovered().Compacted)
+		}
+		if err := n.WaitFor(t.Context(), func(st raft.Status) bool { return st.Applied >= applied }); err != nil {
+			t.Fatal(err)
+		}
+		if got, cmds, restores := sm.state(); got != applied || !slices.Equal(cmds, want) || restores != 1 {
+			t.Errorf("after restart: applied %d with %d restores, state %v; want %d, %v", got, restores, cmds, applied, want)
+		}
+		names, _ := os.ReadDir(filepath.Join(dir, "snap"))
+		if len(names) != 1 {
+			t.Errorf("snapshot dir holds %d files, want the newest snapshot only", len(names))
+		}
+	})
+}
+
+func TestSnapshotNeedsAStore(t *testing.T) {
+	dir := t.TempDir()
+	w, err := wal.Open(wal.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	_, err = Start(Config{ID: 1, Voters: []uint64{1}, Storage: WALStorage(w),
+		Transport: newMemNetwork().transport(1), StateMachine: &snapSM{t: t}})
+	if !errors.Is(err, ErrBadConfig) {
+		t.Errorf("Start with a Snapshotter on a WAL and no SnapshotDir: %v, want ErrBadConfig", err)
+	}
+}
+
+func TestCompactedLogWithoutSnapshotRefused(t *testing.T) {
+	st := NewMemoryStorage()
+	st.Save(raft.HardState{Term: 1, Commit: 5}, []raft.Entry{{Index: 1, Term: 1}, {Index: 2, Term: 1}, {Index: 3, Term: 1}})
+	st.Compact(2)
+	_, err := Start(Config{ID: 1, Voters: []uint64{1}, Storage: st,
+		Transport: newMemNetwork().transport(1), StateMachine: &recorder{}})
+	if err == nil || !strings.Contains(err.Error(), "snapshot") {
+		t.Errorf("Start on a compacted log without its snapshot: %v, want an error", err)
+	}
+}
+
+func TestFileSnapshotStore(t *testing.T) {
+	dir := t.TempDir()
+	s, err := newFileSnapshotStore(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta, data, err := s.LoadSnapshot(); err != nil || !meta.IsZero() || data != nil {
+		t.Fatalf("empty store: %v %q %v", meta, data, err)
+	}
+	for i := uint64(1); i <= 3; i++ {
+		if err := s.SaveSnapshot(raft.SnapshotMeta{Index: 10 * i, Term: i}, []byte(strings.Repeat("s", int(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A torn temporary file from a crash is ignored.
+	os.WriteFile(filepath.Join(dir, snapshotName(raft.SnapshotMeta{Index: 99, Term: 9})+snapTempSuffix), []byte("torn"), 0o644)
+	meta, data, err := s.LoadSnapshot()
+	if err != nil || meta != (raft.SnapshotMeta{Index: 30, Term: 3}) || string(data) != "sss" {
+		t.Fatalf("LoadSnapshot = %v %q %v, want the newest", meta, data, err)
+	}
+	if names, _ := s.names(); len(names) != 2 {
+		t.Errorf("files %v, want the newest snapshot and the torn temporary", names)
+	}
+	// A corrupt newest file is skipped for an older good one.
+	good := filepath.Join(dir, snapshotName(meta))
+	b, _ := os.ReadFile(good)
+	os.WriteFile(filepath.Join(dir, snapshotName(raft.SnapshotMeta{Index: 40, Term: 3})), append(b[:len(b)-1:len(b)-1], 'x'), 0o644)
+	if meta, _, _ := s.LoadSnapshot(); meta.Index != 30 {
+		t.Errorf("LoadSnapshot with a corrupt newest file = %v, want 30", meta)
+	}
+}
+
+func TestDecodeSnapshotFileRejects(t *testing.T) {
+	meta := raft.SnapshotMeta{Index: 7, Term: 2}
+	good := append(encodeSnapshotHeader(meta, []byte("state")), "state"...)
+	if m, d, err := decodeSnapshotFile(good); err != nil || m != meta || string(d) != "state" {
+		t.Fatalf("good file: %v %q %v", m, d, err)
+	}
+	for name, b := range map[string][]byte{
+		"empty":      nil,
+		"short":      good[:snapHeaderSize-1],
+		"magic":      flipByte(good, 0),
+		"header crc": flipByte(good, 10),
+		"data crc":   flipByte(good, snapHeaderSize+1),
+		"truncated":  good[:len(good)-1],
+		"longer":     append(bytes.Clone(good), 0),
+		"index 0":    encodeSnapshotHeader(raft.SnapshotMeta{}, nil),
+	} {
+		if _, _, err := decodeSnapshotFile(b); !errors.Is(err, ErrBadSnapshotFile) {
+			t.Errorf("%s: %v, want ErrBadSnapshotFile", name, err)
+		}
+	}
+}
+
+func flipByte(b []byte, i int) []byte {
+	c := bytes.Clone(b)
+	c[i] ^= 0x40
+	return c
+}
+
+func FuzzDecodeSnapshotFile(f *testing.F) {
+	f.Add(append(encodeSnapshotHeader(raft.SnapshotMeta{Index: 7, Term: 2}, []byte("state")), "state"...))
+	f.Add(encodeSnapshotHeader(raft.SnapshotMeta{Index: 1, Term: 1}, nil))
+	f.Add([]byte(snapMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		meta, data, err := decodeSnapshotFile(b)
+		if err != nil {
+			return
+		}
+		again := append(encodeSnapshotHeader(meta, data), data...)
+		if !bytes.Equal(again, b) {
+			t.Fatalf("%x decodes to %v, %q, which encodes as %x", b, meta, data, again)
+		}
+	})
+}
+
+// TestRPCRestartNeedsSnapshot runs a group on loopback TCP with WALs and
+// snapshot directories: a member stopped while the others compact their
+// logs past what it holds restarts, catches up by the snapshot, and
+// restarts once more from its own snapshot.
+func TestRPCRestartNeedsSnapshot(t *testing.T) {
+	base := t.TempDir()
+	sms := map[uint64]*snapSM{}
+	var mu sync.Mutex // protects sms
+	g := newLoopbackGroupWith(t, 3, func(cfg *Config) {
+		mu.Lock()
+		defer mu.Unlock()
+		sms[cfg.ID] = &snapSM{t: t}
+		cfg.StateMachine = sms[cfg.ID]
+		cfg.SnapshotDir = filepath.Join(base, strconv.FormatUint(cfg.ID, 10))
+		cfg.SnapshotEntries = 20
+		cfg.SnapshotChunkBytes = 64
+		cfg.SnapshotCatchUpEntries = 5
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	lead := g.waitLeader(ctx)
+	behind := lead.id%3 + 1
+	g.stop(behind)
+	for i := range 50 {
+		if _, _, err := lead.node.Propose(ctx, []byte("c"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := lead.node.Status(); st.Snapshot < 40 {
+		t.Fatalf("leader compacted through %d, want at least 40", st.Snapshot)
+	}
+	applied := lead.node.Status().Applied
+	for round := range 2 {
+		g.start(behind, nil)
+		m := g.members[behind]
+		if err := m.node.WaitFor(ctx, func(st raft.Status) bool { return st.Applied >= applied }); err != nil {
+			t.Fatalf("round %d: restarted member reached %+v, want applied %d: %v", round, m.node.Status(), applied, err)
+		}
+		mu.Lock()
+		sm := sms[behind]
+		mu.Unlock()
+		// A leader change during the install may bring a second,
+		// newer snapshot; the state must come out the same.
+		if _, cmds, restores := sm.state(); restores < 1 || len(cmds) != 50 {
+			t.Errorf("round %d: %d restores, %d commands; want at least 1 and 50", round, restores, len(cmds))
+		} else if restores > 1 {
+			t.Logf("round %d: %d restores", round, restores)
+		}
+		g.stop(behind)
+	}
+}
+
+func TestLogAfterSnapshot(t *testing.T) {
+	snap := raft.SnapshotMeta{Index: 5, Term: 3}
+	ents := func(first uint64, terms ...uint64) []raft.Entry {
+		var out []raft.Entry
+		for i, term := range terms {
+			out = append(out, raft.Entry{Index: first + uint64(i), Term: term})
+		}
+		return out
+	}
+	tests := []struct {
+		name      string
+		entries   []raft.Entry
+		compacted uint64
+		want      int // entries kept; -1 for an error
+	}{
+		{"none", nil, 0, 0},
+		{"after", ents(6, 3, 4), 5, 2},
+		{"covered prefix left by a crash", ents(1, 1, 1, 2, 3, 3, 3, 4), 0, 2},
+		{"other history at the index", ents(4, 2, 2, 2, 2), 3, 0},
+		{"other history after it", ents(6, 2, 2), 5, 0},
+		{"gap", ents(8, 3), 7, -1},
+		{"compacted past the snapshot", nil, 9, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &snapshots{meta: snap}
+			got, err := s.logAfter(tt.entries, tt.compacted)
+			if tt.want < 0 {
+				if err == nil {
+					t.Fatalf("got %v, want an error", got)
+				}
+				return
+			}
+			if err != nil || len(got) != tt.want || len(got) > 0 && got[0].Index != snap.Index+1 {
+				t.Fatalf("got %v, %v; want %d entries from %d", got, err, tt.want, snap.Index+1)
+			}
+		})
+	}
+}
