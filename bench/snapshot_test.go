@@ -11,8 +11,6 @@ import (
 
 	"github.com/bifrost-go/bifrost/raft"
 	"github.com/bifrost-go/bifrost/raft/node"
-	"github.com/bifrost-go/bifrost/raft/wal"
-	"github.com/bifrost-go/bifrost/rpc"
 )
 
 // blobSM is a state machine whose state is one large blob plus a counter
@@ -43,57 +41,11 @@ func (s *blobSM) Restore(data []byte) error {
 	return nil
 }
 
-// member is one node of a loopback group with its rpc plumbing.
-type member struct {
-	node      *node.Node
-	server    *rpc.Server
-	pool      *rpc.Pool
-	transport *node.RPCTransport
-	wal       *wal.WAL
-	served    chan error
-}
-
-func (m *member) stop(b *testing.B) {
-	for _, err := range []error{m.node.Stop(), m.transport.Close(), m.server.Close(), m.pool.Close(), m.wal.Close()} {
-		if err != nil {
-			b.Error(err)
-		}
-	}
-	<-m.served
-}
-
-// startMember runs node id of voters on ln with a WAL and snapshot
-// directory under dir.
-func startMember(b *testing.B, id uint64, ln net.Listener, addrs map[uint64]string, voters []uint64, dir string, sm node.StateMachine) *member {
-	b.Helper()
-	m := &member{served: make(chan error, 1)}
-	var err error
-	if m.server, err = rpc.NewServer(rpc.Config{}); err != nil {
-		b.Fatal(err)
-	}
-	if m.pool, err = rpc.NewPool(rpc.ClientConfig{}); err != nil {
-		b.Fatal(err)
-	}
-	peers := map[uint64]string{}
-	for pid, addr := range addrs {
-		if pid != id {
-			peers[pid] = addr
-		}
-	}
-	if m.transport, err = node.NewRPCTransport(node.RPCTransportConfig{Group: "bench", Peers: peers,
-		Server: m.server, Pool: m.pool}); err != nil {
-		b.Fatal(err)
-	}
-	if m.wal, err = wal.Open(wal.Config{Dir: filepath.Join(dir, "wal")}); err != nil {
-		b.Fatal(err)
-	}
-	go func() { m.served <- m.server.Serve(ln) }()
-	if m.node, err = node.Start(node.Config{ID: id, Voters: voters, Storage: node.WALStorage(m.wal),
-		Transport: m.transport, StateMachine: sm, TickInterval: 10 * time.Millisecond,
-		SnapshotDir: filepath.Join(dir, "snap"), SnapshotEntries: 1, SnapshotCatchUpEntries: -1}); err != nil {
-		b.Fatal(err)
-	}
-	return m
+// snapshotEveryEntry makes a member snapshot after each applied entry and
+// keep no entries behind it, so a new member can only catch up by the
+// snapshot.
+func snapshotEveryEntry(c *node.Config) {
+	c.SnapshotEntries, c.SnapshotCatchUpEntries = 1, -1
 }
 
 // BenchmarkSnapshotInstall measures how long a fresh member of a 3-node
@@ -136,7 +88,7 @@ func installOnce(b *testing.B, blob []byte) {
 		}
 	}()
 	for _, id := range voters[:2] {
-		members[id] = startMember(b, id, lns[id], addrs, voters, filepath.Join(root, strconv.Itoa(int(id))), &blobSM{blob: blob})
+		members[id] = startMember(b, id, lns[id], addrs, voters, filepath.Join(root, strconv.Itoa(int(id))), &blobSM{blob: blob}, snapshotEveryEntry)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -151,7 +103,7 @@ func installOnce(b *testing.B, blob []byte) {
 	}
 	target := members[lead].node.Status().Applied
 	b.StartTimer()
-	m := startMember(b, 3, lns[3], addrs, voters, filepath.Join(root, "3"), &blobSM{})
+	m := startMember(b, 3, lns[3], addrs, voters, filepath.Join(root, "3"), &blobSM{}, snapshotEveryEntry)
 	members[3] = m
 	if err := m.node.WaitFor(ctx, func(st raft.Status) bool { return st.Applied >= target }); err != nil {
 		b.Fatal(err)
