@@ -132,6 +132,28 @@ func (c *Client) call(ctx context.Context, service, method uint64, payload []byt
 	return c.wait(ctx, cl, id)
 }
 
+// notify writes a one-way request; see Method.Notify.
+func (c *Client) notify(ctx context.Context, service, method uint64, payload []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	h := header{kind: kindNotify, service: service, method: method, deadline: deadlineOf(ctx)}
+	err = c.w.writeFrame(h, payload, c.inflight.Load() > 0)
+	if err != nil && !errors.Is(err, ErrFrameTooLarge) {
+		c.fail(err)
+		c.mu.Lock()
+		err = c.err
+		c.mu.Unlock()
+	}
+	return err
+}
+
 // register gives cl a request id and records it as pending.
 func (c *Client) register(cl *call) (uint64, error) {
 	c.mu.Lock()

@@ -41,7 +41,7 @@
 // Each direction of a connection is a sequence of frames:
 //
 //	length   uint32  big endian: bytes of header and payload that follow
-//	kind     uint8   1 request, 2 response, 3 error, 4 cancel
+//	kind     uint8   1 request, 2 response, 3 error, 4 cancel, 5 notify
 //	id       uint64  request id, chosen by the client, unique among its running calls
 //	service  uint64  ServiceID of the service (requests; 0 otherwise)
 //	method   uint64  MethodID of the method (requests; 0 otherwise)
@@ -55,7 +55,10 @@
 // error payload is a code byte (1 remote error, 2 service not found,
 // 3 method not found, 4 shutting down, 5 frame too large, 6 deadline
 // exceeded) followed, for remote errors, by the handler's message. A
-// cancel frame carries the id of a request whose caller gave up.
+// cancel frame carries the id of a request whose caller gave up. A notify
+// frame is a one-way request (Method.Notify): id 0, never answered, run
+// on the connection's reader in the order received, which is what a
+// stream of ordered messages such as raft's wants.
 //
 // A length above the configured maximum (DefaultMaxFrameSize, 8 MiB) is
 // refused before anything is allocated for the frame, and the connection

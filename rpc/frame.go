@@ -15,6 +15,7 @@ const (
 	kindResponse kind = 2 // a successful answer to the request with the same id
 	kindError    kind = 3 // a failed answer: an error code byte, then a message
 	kindCancel   kind = 4 // the caller gave up on the request with this id
+	kindNotify   kind = 5 // a one-way request: service, method, deadline, payload; never answered
 )
 
 // Sizes of the fixed parts of a frame, in bytes.
@@ -82,7 +83,7 @@ func decodeHeader(p []byte) (header, error) {
 		method:   binary.BigEndian.Uint64(p[17:]),
 		deadline: int64(binary.BigEndian.Uint64(p[25:])),
 	}
-	if h.kind < kindRequest || h.kind > kindCancel {
+	if h.kind < kindRequest || h.kind > kindNotify {
 		return header{}, fmt.Errorf("%w: unknown kind %d", ErrMalformedFrame, p[0])
 	}
 	return h, nil

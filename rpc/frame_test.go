@@ -14,7 +14,7 @@ import (
 // genHeader draws any valid header.
 func genHeader(t *rapid.T) header {
 	return header{
-		kind:     kind(rapid.IntRange(int(kindRequest), int(kindCancel)).Draw(t, "kind")),
+		kind:     kind(rapid.IntRange(int(kindRequest), int(kindNotify)).Draw(t, "kind")),
 		id:       rapid.Uint64().Draw(t, "id"),
 		service:  rapid.Uint64().Draw(t, "service"),
 		method:   rapid.Uint64().Draw(t, "method"),

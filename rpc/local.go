@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -59,6 +60,20 @@ func callErased[Req, Resp any](ctx context.Context, e *entry, m *Method[Req, Res
 		return zero, fmt.Errorf("rpc: decode %s response: %w", m, err)
 	}
 	return resp, nil
+}
+
+// notifyLocal is Method.Notify for a client from LocalClient: the handler
+// runs on the caller's goroutine and, as over the network, its result and
+// error are dropped.
+func notifyLocal[Req, Resp any](ctx context.Context, s *Server, m *Method[Req, Resp], req Req) error {
+	_, err := callLocal(ctx, s, m, req)
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrShutdown) || ctx.Err() != nil {
+		return err
+	}
+	if err != nil {
+		s.cfg.Logger.Debug("rpc: notification failed", "method", m.String(), "err", err)
+	}
+	return nil
 }
 
 // enterLocal counts an in-process call, unless the server is stopping.

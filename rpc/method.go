@@ -69,6 +69,28 @@ func (m *Method[Req, Resp]) Call(ctx context.Context, c *Client, req Req) (Resp,
 	return resp, nil
 }
 
+// Notify sends req to the method through c as a one-way request: no
+// answer comes back, not even an error, so Notify returns as soon as the
+// request is queued for writing. The server runs notification handlers
+// one at a time on the connection's reader, in the order sent, so
+// notifications through one Client arrive in order; their handlers must
+// be quick. Notify fails only when the request cannot be sent: the
+// connection is closed (ErrClosed), the frame is too large, or ctx has
+// ended.
+func (m *Method[Req, Resp]) Notify(ctx context.Context, c *Client, req Req) error {
+	if c.local != nil {
+		return notifyLocal(ctx, c.local, m, req)
+	}
+	payload, buf, err := m.req.encodeScratch(&m.scratch, req)
+	if err == nil {
+		err = c.notify(ctx, m.serviceID, m.methodID, payload)
+	} else {
+		err = fmt.Errorf("rpc: encode %s request: %w", m, err)
+	}
+	m.scratch.put(buf)
+	return err
+}
+
 // entry is a registered method with its types erased, as the server's
 // dispatch sees it.
 type entry struct {

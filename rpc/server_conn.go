@@ -77,6 +77,8 @@ func (c *serverConn) handleFrame(br *bufio.Reader, h header, n int) error {
 		c.handleCancel(h.id)
 		_, err := br.Discard(n)
 		return err
+	case kindNotify:
+		return c.handleNotify(br, h, n)
 	default:
 		return fmt.Errorf("%w: kind %d sent to a server", ErrMalformedFrame, h.kind)
 	}
@@ -103,6 +105,28 @@ func (c *serverConn) handleRequest(br *bufio.Reader, h header, n int) error {
 	}
 	sc.entry = e
 	c.dispatch(sc)
+	return nil
+}
+
+// handleNotify runs a one-way request on the reader goroutine itself, so
+// the notifications of one connection are handled in the order they were
+// sent and cost no hand-off to a worker; their handlers must be quick.
+// Nothing is answered: errors, an unknown method among them, are logged.
+func (c *serverConn) handleNotify(br *bufio.Reader, h header, n int) error {
+	sc := newServerCall(c, h, n)
+	if _, err := io.ReadFull(br, sc.payload); err != nil {
+		return err
+	}
+	e, err := c.srv.lookup(h.service, h.method)
+	if err == nil {
+		var buf *[]byte
+		_, buf, err = e.serve(sc, sc.payload)
+		e.scratch.put(buf)
+	}
+	sc.cancel(context.Canceled, false)
+	if err != nil {
+		c.srv.cfg.Logger.Debug("rpc: notification failed", "remote", c.nc.RemoteAddr(), "err", err)
+	}
 	return nil
 }
 
