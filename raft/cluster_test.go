@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -36,6 +37,13 @@ type cluster struct {
 	// keeps stepping messages, and a crash loses it.
 	lazy    bool
 	pending map[uint64]*Ready
+	// initial are the voters every node starts with; a node started
+	// later (join) starts as a learner of them.
+	initial []uint64
+	// unknown counts messages Step refused with ErrUnknownPeer, which
+	// fails the test unless allowUnknown is set.
+	unknown      int
+	allowUnknown bool
 }
 
 func newCluster(t *testing.T, n int, tweak func(*Config)) *cluster {
@@ -47,17 +55,28 @@ func newCluster(t *testing.T, n int, tweak func(*Config)) *cluster {
 		cl.ids = append(cl.ids, uint64(i))
 		cl.stores[uint64(i)] = &store{}
 	}
+	cl.initial = slices.Clone(cl.ids)
 	for _, id := range cl.ids {
 		cl.start(id)
 	}
 	return cl
 }
 
+// join starts node id, not in the initial configuration, as a learner.
+func (cl *cluster) join(id uint64) {
+	cl.ids = append(cl.ids, id)
+	cl.stores[id] = &store{}
+	cl.start(id)
+}
+
 // config is the configuration node id restarts with from its store.
 func (cl *cluster) config(id uint64) Config {
 	s := cl.stores[id]
-	cfg := Config{ID: id, Voters: cl.ids, ElectionTicks: 10, Seed: 42,
+	cfg := Config{ID: id, Voters: cl.initial, ElectionTicks: 10, Seed: 42,
 		HardState: s.hs, Entries: slices.Clone(s.ents), Applied: uint64(len(s.applied))}
+	if !slices.Contains(cl.initial, id) {
+		cfg.Learners = []uint64{id}
+	}
 	if cl.tweak != nil {
 		cl.tweak(&cfg)
 	}
@@ -212,7 +231,9 @@ func (cl *cluster) deliverOne() {
 	if cl.down[m.To] {
 		return
 	}
-	if err := cl.nodes[m.To].Step(m); err != nil {
+	if err := cl.nodes[m.To].Step(m); errors.Is(err, ErrUnknownPeer) && cl.allowUnknown {
+		cl.unknown++
+	} else if err != nil {
 		cl.t.Fatalf("Step(%+v): %v", m, err)
 	}
 }

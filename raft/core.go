@@ -60,8 +60,19 @@ func (r Role) String() string {
 type Config struct {
 	// ID is this node; required, non-zero.
 	ID uint64
-	// Voters lists every voting member, including ID; required.
+	// Voters lists every voting member of the initial configuration;
+	// required, non-empty. A snapshot's configuration (SnapshotMeta) and
+	// the EntryConfig entries of the log replace it on restart.
 	Voters []uint64
+	// Learners lists the non-voting members of the initial
+	// configuration: they receive entries but do not vote or count
+	// towards any quorum. ID must be in Voters or Learners: a node that
+	// joins a running group starts as a learner of the group's voters.
+	Learners []uint64
+	// PromoteLag is how close, in entries, a learner's log must come to
+	// the leader's last index for the leader to propose its promotion to
+	// voter. Default 100; negative: never promote automatically.
+	PromoteLag int
 	// ElectionTicks is how many ticks a follower waits without hearing from
 	// a leader before campaigning; the real timeout is randomized in
 	// [ElectionTicks, 2*ElectionTicks) so that candidates rarely collide.
@@ -133,6 +144,7 @@ const (
 	DefaultMaxMsgEntries  = 512
 	DefaultMaxMsgBytes    = 1 << 20
 	DefaultMaxInflight    = 256
+	DefaultPromoteLag     = 100
 )
 
 // withDefaults fills the zero tuning fields of cfg.
@@ -148,6 +160,7 @@ func (cfg Config) withDefaults() Config {
 	def(&cfg.MaxMsgBytes, DefaultMaxMsgBytes)
 	def(&cfg.MaxInflight, DefaultMaxInflight)
 	def(&cfg.LeaseMarginTicks, max(1, cfg.ElectionTicks/5))
+	def(&cfg.PromoteLag, DefaultPromoteLag)
 	return cfg
 }
 
@@ -156,9 +169,11 @@ func (cfg *Config) validate() error {
 	switch {
 	case cfg.ID == 0:
 		return errors.New("raft: config: ID must be non-zero")
-	case !slices.Contains(cfg.Voters, cfg.ID):
-		return fmt.Errorf("raft: config: voters %v do not include ID %d", cfg.Voters, cfg.ID)
-	case slices.Contains(cfg.Voters, 0):
+	case len(cfg.Voters) == 0:
+		return errors.New("raft: config: no voters")
+	case !slices.Contains(cfg.Voters, cfg.ID) && !slices.Contains(cfg.Learners, cfg.ID):
+		return fmt.Errorf("raft: config: voters %v and learners %v do not include ID %d", cfg.Voters, cfg.Learners, cfg.ID)
+	case slices.Contains(cfg.Voters, 0) || slices.Contains(cfg.Learners, 0):
 		return errors.New("raft: config: voter id 0 is reserved for none")
 	case cfg.ElectionTicks < 1 || cfg.HeartbeatTicks < 1:
 		return errors.New("raft: config: tick counts must be positive")
@@ -171,9 +186,10 @@ func (cfg *Config) validate() error {
 	case cfg.LeaseReads && cfg.DisableCheckQuorum:
 		return errors.New("raft: config: LeaseReads requires check-quorum")
 	}
-	sorted := slices.Sorted(slices.Values(cfg.Voters))
-	if len(slices.Compact(sorted)) != len(cfg.Voters) {
-		return fmt.Errorf("raft: config: duplicate voter in %v", cfg.Voters)
+	all := slices.Concat(cfg.Voters, cfg.Learners)
+	sorted := slices.Sorted(slices.Values(all))
+	if len(slices.Compact(sorted)) != len(all) {
+		return fmt.Errorf("raft: config: duplicate member in voters %v and learners %v", cfg.Voters, cfg.Learners)
 	}
 	return nil
 }
@@ -185,8 +201,12 @@ func (cfg *Config) validate() error {
 type Core struct {
 	cfg    Config   // defaulted tuning; restart fields are consumed by New
 	id     uint64   // this node
-	voters []uint64 // sorted, so every walk over the group is deterministic
-	rng    *rand.Rand
+	voters []uint64 // current voters, sorted, so every walk over the group is deterministic
+	// confs are the configurations of the log, oldest first: the base
+	// (snapshot or initial) and one per EntryConfig entry after it. The
+	// last one is current (membership.go).
+	confs []confPoint
+	rng   *rand.Rand
 
 	term uint64 // current term
 	vote uint64 // whom this node voted for in term; 0 for none
@@ -241,13 +261,17 @@ func New(cfg Config) (*Core, error) {
 	c := &Core{
 		cfg:    cfg,
 		id:     cfg.ID,
-		voters: slices.Sorted(slices.Values(cfg.Voters)),
 		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.ID)),
 		log:    log,
 		prevHS: cfg.HardState,
 	}
 	c.cfg.Entries, c.cfg.HardState = nil, HardState{}
 	c.term, c.vote = restoreTerm(cfg.HardState, log.lastTerm())
+	base := newMembership(cfg.Voters, cfg.Learners)
+	if len(cfg.Snapshot.Voters) > 0 {
+		base = newMembership(cfg.Snapshot.Voters, cfg.Snapshot.Learners)
+	}
+	c.resetConf(cfg.Snapshot.Index, cfg.Snapshot.Term, base)
 	c.becomeFollower(c.term, 0)
 	return c, nil
 }
@@ -265,6 +289,7 @@ func restoreTerm(hs HardState, lastTerm uint64) (term, vote uint64) {
 
 // Tick advances the logical clock by one tick: followers and candidates
 // count towards an election, leaders towards heartbeats and check-quorum.
+// A node that is not a voter (a learner, or removed) never campaigns.
 func (c *Core) Tick() {
 	c.ticks++
 	if c.role == RoleLeader {
@@ -272,7 +297,7 @@ func (c *Core) Tick() {
 		return
 	}
 	c.electionElapsed++
-	if c.electionElapsed >= c.randomizedTimeout {
+	if c.electionElapsed >= c.randomizedTimeout && c.isVoter(c.id) {
 		c.campaign(!c.cfg.DisablePreVote)
 	}
 }
@@ -280,9 +305,12 @@ func (c *Core) Tick() {
 // Step hands the core a message from a peer. Messages of a stale term or
 // that make no sense in the current role are ignored (some are answered so
 // the sender learns the current term); only a message from or to a node
-// outside the configuration is an error.
+// outside the configuration is an error. Election messages count only
+// between voters, so a removed node cannot disrupt the group; the leader
+// of the current term is heard even once this node appended its removal,
+// since it leads until the removal commits.
 func (c *Core) Step(m Message) error {
-	if m.To != c.id || m.From == c.id || !slices.Contains(c.voters, m.From) {
+	if m.To != c.id || m.From == c.id || !c.accepts(m) {
 		return fmt.Errorf("%w: message %v from %d to %d at node %d", ErrUnknownPeer, m.Type, m.From, m.To, c.id)
 	}
 	if !c.stepTerm(m) {
@@ -492,8 +520,17 @@ func (c *Core) dropStale() {
 // stale by the time the write is durable, for the reason dropStale gives.
 func (c *Core) Stale(m Message) bool { return m.Term < c.term }
 
-// quorum is the number of voters, this node included, that make a
-// majority.
+// accepts reports whether m comes from a node this one listens to.
+func (c *Core) accepts(m Message) bool {
+	switch m.Type {
+	case MsgPreVote, MsgPreVoteResp, MsgVote, MsgVoteResp:
+		return c.isVoter(m.From)
+	}
+	return c.isMember(m.From) || m.From == c.lead && m.Term == c.term
+}
+
+// quorum is the number of voters, this node included if it votes, that
+// make a majority.
 func (c *Core) quorum() int { return len(c.voters)/2 + 1 }
 
 // peers calls f for every voter but this node, in id order.

@@ -129,5 +129,24 @@
 // application's restore, whose length made other implementations loop
 // on InstallSnapshot (hashicorp/raft #212).
 //
-// Configuration changes are not implemented yet.
+// # Membership changes
+//
+// A configuration is voters and learners; learners receive entries but
+// neither vote nor count towards commit, read or check-quorum quorums.
+// ProposeConfChange appends an EntryConfig entry carrying one
+// single-server change (add a learner, promote a learner, remove a
+// member), which takes effect on each node as soon as it is appended to
+// its log and is undone if that entry is cut off (thesis 4.1). One
+// change is in flight at a time, and a new leader starts none before it
+// commits an entry of its term (the single-server change bug). A change
+// that would leave the voters the leader hears from short of a quorum is
+// refused. The leader proposes a learner's promotion by itself once the
+// learner is within Config.PromoteLag entries. A removed leader leads
+// until its removal commits, tells the most up-to-date voter to campaign
+// and steps down. A node outside the configuration, or a learner, never
+// campaigns or votes, and election messages from a non-voter are refused,
+// so a removed node cannot disrupt the group. Snapshots carry the
+// configuration at their index (SnapshotMeta.Voters and Learners); a
+// restart rebuilds it from Config.Voters and Learners, then the
+// snapshot's, then the configuration entries of the log.
 package raft

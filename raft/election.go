@@ -82,7 +82,7 @@ func (c *Core) inLease() bool {
 // handlePreVote answers a pre-vote without touching term, vote or timers:
 // granting it promises nothing.
 func (c *Core) handlePreVote(m Message) {
-	grant := m.Term > c.term && c.log.isUpToDate(m.Index, m.LogTerm)
+	grant := m.Term > c.term && c.isVoter(c.id) && c.log.isUpToDate(m.Index, m.LogTerm)
 	resp := Message{Type: MsgPreVoteResp, To: m.From, Term: c.term, Reject: !grant}
 	if grant {
 		resp.Term = m.Term
@@ -94,7 +94,7 @@ func (c *Core) handlePreVote(m Message) {
 // most once per term (the vote is in the hard state, persisted before the
 // answer leaves) and only for a log at least as up to date as its own.
 func (c *Core) handleVote(m Message) {
-	canVote := c.vote == m.From || (c.vote == 0 && c.lead == 0)
+	canVote := c.isVoter(c.id) && (c.vote == m.From || (c.vote == 0 && c.lead == 0))
 	grant := canVote && c.log.isUpToDate(m.Index, m.LogTerm)
 	if grant {
 		c.vote = m.From
@@ -208,7 +208,7 @@ func (c *Core) becomeLeader() {
 	c.role, c.lead = RoleLeader, c.id
 	next := c.log.lastIndex() + 1
 	c.progress = make(map[uint64]*progress, len(c.voters))
-	c.peers(func(id uint64) { c.progress[id] = newProgress(next, c.ticks) })
+	c.members(func(id uint64) { c.progress[id] = newProgress(next, c.ticks) })
 	c.log.append(Entry{Index: next, Term: c.term, Type: EntryNoop})
 }
 
@@ -233,7 +233,7 @@ func (c *Core) checkQuorum() bool {
 	if c.cfg.DisableCheckQuorum {
 		return true
 	}
-	active := 1
+	active := c.selfVote()
 	c.peers(func(id uint64) {
 		if c.ticks-c.progress[id].heardAt < uint64(c.cfg.ElectionTicks) {
 			active++

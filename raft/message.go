@@ -143,6 +143,10 @@ type Message struct {
 	SnapChecksum uint32
 	SnapDone     bool
 	SnapData     []byte
+	// SnapVoters and SnapLearners are, for MsgSnap, the configuration
+	// the snapshot carries (SnapshotMeta.Voters and Learners).
+	SnapVoters   []uint64
+	SnapLearners []uint64
 }
 
 // Bits of the encoded flags byte.
@@ -165,7 +169,11 @@ const minEntrySize = 4
 // unsigned varint, so messages without one encode as they did before
 // Context existed. Bit 7 says the snapshot fields follow (after Context):
 // SnapOffset, SnapTotal and SnapChecksum as unsigned varints, a byte for
-// SnapDone and SnapData with a varint length.
+// SnapDone and SnapData with a varint length. Bit 6 says a configuration
+// follows the snapshot fields: the number of SnapVoters and each of them,
+// then the same for SnapLearners, all unsigned varints. Each optional part
+// has its own flag, so a message without it encodes as before the part
+// existed; a decoder refuses flags it does not know.
 func (m *Message) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, byte(m.Type))
 	for _, v := range [...]uint64{m.From, m.To, m.Term, m.LogTerm, m.Index, m.Commit, m.RejectHint} {
@@ -181,11 +189,12 @@ func (m *Message) AppendBinary(b []byte) ([]byte, error) {
 	if m.Context != 0 {
 		flags |= flagContext
 	}
-	b = append(b, flags|m.snapFlag())
+	b = append(b, flags|m.snapFlag()|m.confFlag())
 	if m.Context != 0 {
 		b = binary.AppendUvarint(b, m.Context)
 	}
 	b = m.appendSnap(b)
+	b = m.appendConf(b)
 	b = binary.AppendUvarint(b, uint64(len(m.Entries)))
 	for i := range m.Entries {
 		b, _ = m.Entries[i].AppendBinary(b)
@@ -211,6 +220,9 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 	if flags&flagSnap != 0 {
 		m.decodeSnap(&d)
 	}
+	if flags&flagConf != 0 {
+		m.decodeConf(&d)
+	}
 	n := d.uvarint()
 	if d.err != nil {
 		return fmt.Errorf("%w: message: %v", ErrCorrupt, d.err)
@@ -218,7 +230,8 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 	if m.Type >= msgTypeCount {
 		return fmt.Errorf("%w: message type %d", ErrCorrupt, m.Type)
 	}
-	if flags&^(flagsValid|flagSnap) != 0 || (flags&flagContext != 0 && m.Context == 0) || (flags&flagSnap != 0 && !m.hasSnap()) {
+	if flags&^(flagsValid|flagSnap|flagConf) != 0 || (flags&flagContext != 0 && m.Context == 0) ||
+		(flags&flagSnap != 0 && !m.hasSnap()) || (flags&flagConf != 0 && !m.hasConf()) {
 		return fmt.Errorf("%w: message flags %#x", ErrCorrupt, flags)
 	}
 	m.Reject = flags&flagReject != 0

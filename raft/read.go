@@ -223,7 +223,7 @@ func (c *Core) leaseHolds() bool {
 		return false
 	}
 	lease := uint64(c.cfg.ElectionTicks - c.cfg.LeaseMarginTicks)
-	active := 1
+	active := c.selfVote()
 	c.peers(func(id uint64) {
 		pr := c.progress[id]
 		if pr.ackedAt != 0 && c.ticks-pr.ackedAt < lease {

@@ -12,7 +12,7 @@ func (c *Core) flush() {
 	if c.role != RoleLeader {
 		return
 	}
-	c.peers(func(id uint64) {
+	c.members(func(id uint64) {
 		pr := c.progress[id]
 		for c.sendAppend(id, pr, false) {
 		}
@@ -60,7 +60,7 @@ func (c *Core) sendAppend(to uint64, pr *progress, empty bool) bool {
 func (c *Core) bcastHeartbeat() {
 	c.round++
 	c.recordRound()
-	c.peers(func(id uint64) {
+	c.members(func(id uint64) {
 		commit := min(c.log.committed, c.progress[id].match)
 		c.send(Message{Type: MsgHeartbeat, To: id, Term: c.term, Commit: commit, Context: c.round})
 	})
@@ -85,6 +85,7 @@ func (c *Core) maybeCommit() bool {
 		return false
 	}
 	c.log.commitTo(n)
+	c.maybeStepDownRemoved()
 	return true
 }
 
@@ -96,6 +97,7 @@ func (c *Core) handleAppend(m Message) {
 	}
 	m = c.skipCommitted(m)
 	if last, ok := c.log.maybeAppend(m.Index, m.LogTerm, m.Commit, m.Entries); ok {
+		c.appendedConf(m.Entries)
 		c.send(Message{Type: MsgAppResp, To: m.From, Term: c.term, Index: last})
 		return
 	}
@@ -167,9 +169,13 @@ func (c *Core) handleAppendResp(m Message) {
 		pr.becomeReplicate()
 	}
 	c.maybeCommit()
+	if c.role != RoleLeader {
+		return // its own removal committed
+	}
 	if m.From == c.transferee {
 		c.maybeTimeoutNow()
 	}
+	c.maybePromote(m.From, pr)
 }
 
 // handleAppendReject backs the follower up after a failed log-matching
@@ -208,6 +214,7 @@ func (c *Core) handleHeartbeatResp(m Message) {
 	}
 	pr.heardAt = c.ticks
 	c.ackRound(pr, m.Context)
+	c.maybePromote(m.From, pr)
 	if pr.state != stateSnapshot {
 		pr.probeSent = false // a chunk is resent on its own clock (resumeSnapshot)
 	}

@@ -30,14 +30,31 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func SnapshotChecksum(data []byte) uint32 { return crc32.Checksum(data, castagnoli) }
 
 // SnapshotMeta names a snapshot of the application's state: the index and
-// term of the last entry it covers. The core needs nothing else of it.
+// term of the last entry it covers, and the configuration in effect
+// there. The core needs nothing else of it.
 type SnapshotMeta struct {
 	Index uint64
 	Term  uint64
+	// Voters and Learners are the configuration at Index. Both empty
+	// means unknown (a snapshot written before membership changes): the
+	// node keeps the configuration it has.
+	Voters   []uint64
+	Learners []uint64
 }
 
 // IsZero reports whether m names no snapshot.
-func (m SnapshotMeta) IsZero() bool { return m == SnapshotMeta{} }
+func (m SnapshotMeta) IsZero() bool { return m.Index == 0 && m.Term == 0 }
+
+// Same reports whether m and o name the same snapshot: the same index and
+// term.
+func (m SnapshotMeta) Same(o SnapshotMeta) bool { return m.Index == o.Index && m.Term == o.Term }
+
+// snapMeta names the snapshot at index (of term) with the configuration
+// in effect there.
+func (c *Core) snapMeta(index, term uint64) SnapshotMeta {
+	voters, learners := c.MembershipAt(index)
+	return SnapshotMeta{Index: index, Term: term, Voters: voters, Learners: learners}
+}
 
 // SnapshotChunk is a piece of a snapshot this node receives from its
 // leader, to be stored by the driver at Offset. A chunk at Offset 0
@@ -84,7 +101,8 @@ func (c *Core) Compact(index uint64) error {
 	case index > c.log.applied:
 		return fmt.Errorf("%w: %d, applied through %d", ErrUnapplied, index, c.log.applied)
 	}
-	c.snaps.meta = SnapshotMeta{Index: index, Term: c.log.at(index).Term}
+	c.snaps.meta = c.snapMeta(index, c.log.at(index).Term)
+	c.compactConf(index)
 	if keep := uint64(c.cfg.SnapshotCatchUpEntries); index > c.log.offset+keep {
 		c.log.compact(index - keep)
 	}
@@ -96,7 +114,7 @@ func (c *Core) Compact(index uint64) error {
 // the log's compaction point then names.
 func (c *Core) newest() SnapshotMeta {
 	if c.snaps.meta.Index < c.log.offset {
-		return SnapshotMeta{Index: c.log.offset, Term: c.log.offsetTerm}
+		return c.snapMeta(c.log.offset, c.log.offsetTerm)
 	}
 	return c.snaps.meta
 }
@@ -134,7 +152,7 @@ func (l *raftLog) restore(m SnapshotMeta) {
 // follower's answer (or a timeout, see handleHeartbeatResp) lets the next
 // one go. It reports whether it sent.
 func (c *Core) sendSnapshot(to uint64, pr *progress) bool {
-	if pr.state != stateSnapshot || pr.snapOffset == 0 && pr.snap != c.newest() {
+	if pr.state != stateSnapshot || pr.snapOffset == 0 && !pr.snap.Same(c.newest()) {
 		// A new transfer, or one the follower has acknowledged nothing
 		// of yet, sends the newest snapshot; one under way goes on with
 		// its own.
@@ -144,7 +162,8 @@ func (c *Core) sendSnapshot(to uint64, pr *progress) bool {
 		return false
 	}
 	c.snaps.requests = append(c.snaps.requests, Message{Type: MsgSnap, From: c.id, To: to, Term: c.term,
-		Index: pr.snap.Index, LogTerm: pr.snap.Term, SnapOffset: pr.snapOffset})
+		Index: pr.snap.Index, LogTerm: pr.snap.Term, SnapOffset: pr.snapOffset,
+		SnapVoters: pr.snap.Voters, SnapLearners: pr.snap.Learners})
 	pr.probeSent, pr.snapSentAt = true, c.ticks
 	return true
 }
@@ -158,7 +177,7 @@ func (c *Core) handleSnap(m Message) {
 	if !c.followLeader(m.From) || !snapWellFormed(m) {
 		return
 	}
-	meta := SnapshotMeta{Index: m.Index, Term: m.LogTerm}
+	meta := SnapshotMeta{Index: m.Index, Term: m.LogTerm, Voters: m.SnapVoters, Learners: m.SnapLearners}
 	if meta.Index <= c.log.committed {
 		// The log already holds all the snapshot covers.
 		c.snaps.recv = nil
@@ -166,7 +185,7 @@ func (c *Core) handleSnap(m Message) {
 		return
 	}
 	r := c.snaps.recv
-	same := r != nil && r.meta == meta && r.total == m.SnapTotal && r.checksum == m.SnapChecksum
+	same := r != nil && r.meta.Same(meta) && r.total == m.SnapTotal && r.checksum == m.SnapChecksum
 	switch {
 	case same && m.SnapOffset == r.offset:
 	case same:
@@ -202,6 +221,7 @@ func (c *Core) receiveChunk(m Message, r *snapshotRecv) {
 		return
 	}
 	c.log.restore(r.meta)
+	c.installConf(r.meta)
 	c.snaps.installed = r.meta
 	c.answerSnap(m.From, r.meta, r.offset, true)
 }

@@ -3,12 +3,68 @@ package raft
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 )
 
 // flagSnap in a message's flags byte says the snapshot fields follow. It
 // is the top bit, clear of the bits other fields take from the bottom.
-const flagSnap = 1 << 7
+// flagConf, the bit below, says a snapshot's configuration follows them.
+// Both were added after the first format: a message without snapshot
+// fields or configuration encodes exactly as before, and an older decoder
+// refuses one with them as carrying unknown flags.
+const (
+	flagSnap = 1 << 7
+	flagConf = 1 << 6
+)
+
+func (m *Message) hasConf() bool { return len(m.SnapVoters) > 0 || len(m.SnapLearners) > 0 }
+
+func (m *Message) confFlag() byte {
+	if m.hasConf() {
+		return flagConf
+	}
+	return 0
+}
+
+// appendConf appends the snapshot's configuration, if any.
+func (m *Message) appendConf(b []byte) []byte {
+	if !m.hasConf() {
+		return b
+	}
+	for _, ids := range [2][]uint64{m.SnapVoters, m.SnapLearners} {
+		b = binary.AppendUvarint(b, uint64(len(ids)))
+		for _, id := range ids {
+			b = binary.AppendUvarint(b, id)
+		}
+	}
+	return b
+}
+
+// decodeConf reads the snapshot's configuration.
+func (m *Message) decodeConf(d *decoder) {
+	m.SnapVoters = d.ids()
+	m.SnapLearners = d.ids()
+}
+
+// ids reads a count and that many unsigned varints; nil for none. The
+// count is checked against the bytes left (each id takes one at least)
+// before anything is allocated.
+func (d *decoder) ids() []uint64 {
+	n := d.uvarint()
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.err = fmt.Errorf("%d ids cannot fit in %d bytes", n, len(d.b)-d.off)
+		return nil
+	}
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = d.uvarint()
+	}
+	return ids
+}
 
 // hasSnap reports whether any snapshot field of m is set.
 func (m *Message) hasSnap() bool {

@@ -363,7 +363,7 @@ func TestSnapshotSentToFollowerBehindCompactedLog(t *testing.T) {
 	sc.tick(3)
 	sc.checkSame(1)
 	n3 := sc.nodes[3]
-	if n3.restores != 1 || n3.snap != sc.nodes[1].snap || n3.core.Status().Snapshot != n3.snap.Index {
+	if n3.restores != 1 || !n3.snap.Same(sc.nodes[1].snap) || n3.core.Status().Snapshot != n3.snap.Index {
 		t.Fatalf("node 3: %d restores, snapshot %+v, want 1 restore of %+v", n3.restores, n3.snap, sc.nodes[1].snap)
 	}
 	offs := sc.snapOffsets(3)
@@ -740,7 +740,7 @@ func TestSnapshotTransferSurvivesNewerSnapshot(t *testing.T) {
 	sc.drop = nil
 	sc.proposeN(1, "c", 1)
 	sc.compact(1)
-	if sc.nodes[1].snap == first {
+	if sc.nodes[1].snap.Same(first) {
 		t.Fatal("no newer snapshot")
 	}
 	sc.tick(12)
@@ -751,7 +751,7 @@ func TestSnapshotTransferSurvivesNewerSnapshot(t *testing.T) {
 			resumed = append(resumed, m.SnapOffset)
 		}
 	}
-	if count(resumed, 0) != 1 || sc.nodes[3].restores != 1 || sc.nodes[3].snap != first {
+	if count(resumed, 0) != 1 || sc.nodes[3].restores != 1 || !sc.nodes[3].snap.Same(first) {
 		t.Fatalf("offsets of snapshot %d sent %v, %d restores of %+v: want the first transfer finished once",
 			first.Index, resumed, sc.nodes[3].restores, sc.nodes[3].snap)
 	}
@@ -774,7 +774,7 @@ func TestUnstartedTransferTakesNewestSnapshot(t *testing.T) {
 	sc.start(3)
 	sc.tick(3)
 	sc.checkSame(1)
-	if n3 := sc.nodes[3]; n3.restores != 1 || n3.snap != sc.nodes[1].snap {
+	if n3 := sc.nodes[3]; n3.restores != 1 || !n3.snap.Same(sc.nodes[1].snap) {
 		t.Fatalf("node 3: %d restores, last of %+v; want one of the newest %+v", n3.restores, n3.snap, sc.nodes[1].snap)
 	}
 }

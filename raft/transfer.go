@@ -35,7 +35,7 @@ func (c *Core) TransferLeadership(to uint64) error {
 	switch {
 	case to == c.id || to == c.transferee:
 		return nil
-	case c.progress[to] == nil:
+	case c.progress[to] == nil || !c.isVoter(to):
 		return fmt.Errorf("%w: cannot transfer leadership to %d", ErrUnknownPeer, to)
 	}
 	c.transferee, c.transferElapsed = to, 0
@@ -82,7 +82,7 @@ func (c *Core) tickTransfer() {
 // follower of that leader campaigns; its term is the leader's (stepTerm
 // dropped an older MsgTimeoutNow).
 func (c *Core) handleTimeoutNow(m Message) {
-	if c.role != RoleFollower && c.role != RolePreCandidate {
+	if c.role != RoleFollower && c.role != RolePreCandidate || !c.isVoter(c.id) {
 		return
 	}
 	c.campaignFor(false, true)

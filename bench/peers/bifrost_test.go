@@ -105,6 +105,7 @@ func startBifrostMember(b *testing.B, id uint64, voters []uint64, addrs map[uint
 		}
 		store = node.WALStorage(m.wal)
 	}
+
 	go func() { m.served <- m.srv.Serve(ln) }()
 	m.node, err = node.Start(node.Config{ID: id, Voters: voters, Storage: store,
 		Transport: m.transport, StateMachine: discardSM{}})

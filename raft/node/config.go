@@ -12,9 +12,19 @@ import (
 type Config struct {
 	// ID is this node's id in the group: required, non-zero, unique.
 	ID uint64
-	// Voters lists every voting member of the group, this node included.
-	// Required.
+	// Voters lists the voting members of the group's initial
+	// configuration. Required. Membership changes since (AddLearner,
+	// RemoveMember, ...) are rebuilt from the snapshot and the log on
+	// restart, so Voters stays what it was at the first start.
 	Voters []uint64
+	// Learners lists the initial non-voting members. A node joining a
+	// running group (Join) starts with the group's voters as Voters and
+	// itself as the only learner.
+	Learners []uint64
+	// PromoteLag is how many entries behind the leader's log a learner
+	// may be for the leader to promote it to voter. Default 100;
+	// negative: never automatically (PromoteLearner does it by hand).
+	PromoteLag int
 	// Storage keeps the hard state and log. Required: use
 	// NewMemoryStorage for a volatile node or a WAL for a durable one.
 	Storage Storage

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -17,11 +19,14 @@ type memNetwork struct {
 	sent    map[raft.MessageType]int
 	holding bool // messages wait in held until release
 	held    []raft.Message
+	confs   map[uint64]func(context.Context, raft.ConfChange) error // HandleConfChange, by node
+	addrs   map[uint64]map[uint64]string                            // AddPeer calls: node -> peer -> addr
 }
 
 func newMemNetwork() *memNetwork {
 	return &memNetwork{deliver: map[uint64]func(raft.Message){}, cut: map[uint64]bool{},
-		sent: map[raft.MessageType]int{}}
+		sent: map[raft.MessageType]int{}, confs: map[uint64]func(context.Context, raft.ConfChange) error{},
+		addrs: map[uint64]map[uint64]string{}}
 }
 
 // transport returns the Transport of node id.
@@ -105,4 +110,45 @@ func (t *memTransport) Send(msgs []raft.Message) {
 	for _, m := range msgs {
 		t.nw.send(m)
 	}
+}
+
+// AddPeer and RemovePeer record what node t.id's transport learned.
+func (t *memTransport) AddPeer(id uint64, addr string) {
+	t.nw.mu.Lock()
+	defer t.nw.mu.Unlock()
+	if t.nw.addrs[t.id] == nil {
+		t.nw.addrs[t.id] = map[uint64]string{}
+	}
+	t.nw.addrs[t.id][id] = addr
+}
+
+func (t *memTransport) RemovePeer(id uint64) {
+	t.nw.mu.Lock()
+	defer t.nw.mu.Unlock()
+	delete(t.nw.addrs[t.id], id)
+}
+
+// addr returns the address node id's transport learned for peer.
+func (nw *memNetwork) addr(id, peer uint64) string {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	return nw.addrs[id][peer]
+}
+
+func (t *memTransport) HandleConfChange(h func(context.Context, raft.ConfChange) error) {
+	t.nw.mu.Lock()
+	defer t.nw.mu.Unlock()
+	t.nw.confs[t.id] = h
+}
+
+// RequestConfChange calls the handler of node to, unless a cut drops it.
+func (t *memTransport) RequestConfChange(ctx context.Context, to uint64, cc raft.ConfChange) error {
+	t.nw.mu.Lock()
+	h := t.nw.confs[to]
+	dropped := t.nw.cut[t.id] || t.nw.cut[to]
+	t.nw.mu.Unlock()
+	if h == nil || dropped {
+		return fmt.Errorf("no route to %d", to)
+	}
+	return h(ctx, cc)
 }

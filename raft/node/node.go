@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,21 +63,23 @@ type Node struct {
 	err       error // why the driver stopped; written before done closes
 
 	// Owned by the driver goroutine.
-	core    *raft.Core
-	waiting map[uint64]*proposal // proposals by log index, until applied
-	syncing *raft.Ready          // the Ready whose write is being synced, if any
-	syncReq chan struct{}        // to the sync goroutine: "sync now"; size one
-	synced  chan error           // from the sync goroutine: its result; size one
-	saved   raft.HardState       // the hard state last handed to storage
-	applied uint64               // the last index applied to the state machine
-	ticks   uint64               // ticks of the driver's clock so far
-	reads   readQueue            // reads waiting to be confirmed and applied
-	snaps   *snapshots           // snapshot.go
+	core      *raft.Core
+	waiting   map[uint64]*proposal // proposals by log index, until applied
+	syncing   *raft.Ready          // the Ready whose write is being synced, if any
+	unapplied []raft.Entry         // syncing's committed entries not yet applied
+	syncReq   chan struct{}        // to the sync goroutine: "sync now"; size one
+	synced    chan error           // from the sync goroutine: its result; size one
+	saved     raft.HardState       // the hard state last handed to storage
+	applied   uint64               // the last index applied to the state machine
+	ticks     uint64               // ticks of the driver's clock so far
+	reads     readQueue            // reads waiting to be confirmed and applied
+	snaps     *snapshots           // snapshot.go
 }
 
 // proposal is one Propose call waiting for its entry to apply.
 type proposal struct {
 	cmd   []byte
+	conf  *raft.ConfChange // a membership change instead of cmd, if set
 	term  uint64
 	index uint64
 	done  chan result // buffered 1: the driver never blocks on a caller
@@ -109,7 +112,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	core, err := raft.New(raft.Config{
-		ID: cfg.ID, Voters: cfg.Voters,
+		ID: cfg.ID, Voters: cfg.Voters, Learners: cfg.Learners, PromoteLag: cfg.PromoteLag,
 		ElectionTicks: cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
 		MaxInflight: cfg.MaxInflight, Seed: cfg.Seed, SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
 		LeaseReads: cfg.LeaseReads, LeaseMarginTicks: cfg.LeaseMarginTicks,
@@ -132,6 +135,10 @@ func Start(cfg Config) (*Node, error) {
 		snaps:   snaps,
 	}
 	n.publishStatus()
+	n.learnPeers(entries, true)
+	if req, ok := cfg.Transport.(ConfChangeRequester); ok {
+		req.HandleConfChange(n.answerConfChange)
+	}
 	cfg.Transport.Receive(n.deliver)
 	go n.run()
 	return n, nil
@@ -221,7 +228,7 @@ func (n *Node) run() {
 			n.runOps(op)
 		case err := <-synced:
 			if err == nil {
-				err = n.finishReady(n.syncing)
+				err = n.finishReady(n.syncing, n.unapplied)
 			}
 			if err != nil {
 				n.fail(fmt.Errorf("node: save: %w", err))
@@ -279,7 +286,13 @@ func (n *Node) stepOne(m raft.Message) {
 }
 
 func (n *Node) proposeOne(p *proposal) {
-	index, term, err := n.core.Propose(p.cmd)
+	var index, term uint64
+	var err error
+	if p.conf != nil {
+		index, term, err = n.core.ProposeConfChange(*p.conf)
+	} else {
+		index, term, err = n.core.Propose(p.cmd)
+	}
 	if err != nil {
 		p.done <- result{err: err}
 		return
@@ -294,6 +307,7 @@ func (n *Node) proposeOne(p *proposal) {
 func (n *Node) handleReady() error {
 	for n.syncing == nil && n.core.HasReady() {
 		rd := n.core.Ready()
+		n.learnPeers(rd.Entries, false) // before the messages to a new member go
 		if len(rd.Messages) > 0 {
 			n.cfg.Transport.Send(rd.Messages)
 		}
@@ -306,20 +320,40 @@ func (n *Node) handleReady() error {
 			return fmt.Errorf("node: save: %w", err)
 		}
 		if waitSync {
-			n.syncing = &rd
+			n.syncing, n.unapplied = &rd, n.applyDurable(&rd)
 			n.syncReq <- struct{}{}
 			return nil
 		}
-		if err := n.finishReady(&rd); err != nil {
+		if err := n.finishReady(&rd, rd.Committed); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// applyDurable applies, while rd's write is still being synced, the
+// committed entries that earlier Readys already made durable, and returns
+// the rest. A leader's commits learned during one fsync thus answer their
+// callers without waiting for the next. A Ready installing a snapshot
+// applies nothing early: the restore comes first.
+func (n *Node) applyDurable(rd *raft.Ready) (rest []raft.Entry) {
+	if !rd.Snapshot.IsZero() {
+		return rd.Committed
+	}
+	k := len(rd.Committed)
+	if len(rd.Entries) > 0 {
+		first := rd.Entries[0].Index
+		k, _ = slices.BinarySearchFunc(rd.Committed, first, func(e raft.Entry, i uint64) int { return cmp.Compare(e.Index, i) })
+	}
+	n.apply(rd.Committed[:k])
+	n.reads.release(n.applied)
+	return rd.Committed[k:]
+}
+
 // finishReady does what needed rd durable: send the replies that promise
-// it, confirm reads, restore a received snapshot, apply, advance.
-func (n *Node) finishReady(rd *raft.Ready) error {
+// it, confirm reads, restore a received snapshot, apply what is left to
+// apply, advance.
+func (n *Node) finishReady(rd *raft.Ready, unapplied []raft.Entry) error {
 	// Messages stepped during the write may have moved this node to a
 	// newer term; replies of the old one may no longer be true.
 	if msgs := slices.DeleteFunc(rd.AfterPersist, n.core.Stale); len(msgs) > 0 {
@@ -329,7 +363,7 @@ func (n *Node) finishReady(rd *raft.Ready) error {
 	if err := n.restoreSnapshot(*rd); err != nil {
 		return err
 	}
-	n.apply(rd.Committed)
+	n.apply(unapplied)
 	n.reads.release(n.applied)
 	n.core.Advance(*rd)
 	if err := n.maybeSnapshot(); err != nil {
@@ -383,6 +417,9 @@ func (n *Node) apply(entries []raft.Entry) {
 			value = n.cfg.StateMachine.Apply(e.Index, e.Data)
 		}
 		n.applied = e.Index
+		if e.Type == raft.EntryConfig {
+			n.learnPeers([]raft.Entry{e}, true)
+		}
 		p, ok := n.waiting[e.Index]
 		if !ok {
 			continue

@@ -42,12 +42,15 @@ type RPCTransportConfig struct {
 type RPCTransport struct {
 	cfg    RPCTransportConfig
 	method *rpc.Method[batch, struct{}]
-	peers  map[uint64]*peerSender
+	conf   *rpc.Method[raft.ConfChange, struct{}]
 	wg     sync.WaitGroup
+	ctx    context.Context // ends when Close is called
 	stop   context.CancelFunc
 
-	mu      sync.Mutex // protects deliver
+	mu      sync.Mutex // protects the following
 	deliver func(raft.Message)
+	onConf  func(context.Context, raft.ConfChange) error
+	peers   map[uint64]*peerSender
 }
 
 // ErrNoPeer reports a message for a node the transport has no address of.
@@ -78,14 +81,78 @@ func NewRPCTransport(cfg RPCTransportConfig) (*RPCTransport, error) {
 		return nil, fmt.Errorf("node: rpc transport: %w", err)
 	}
 	t.method = m
-	ctx, cancel := context.WithCancel(context.Background())
-	t.stop = cancel
+	if t.conf, err = rpc.Register(svc, "conf", t.handleConf); err != nil {
+		return nil, err
+	}
+	t.ctx, t.stop = context.WithCancel(context.Background())
 	for id, addr := range cfg.Peers {
-		p := &peerSender{t: t, id: id, addr: addr, wake: make(chan struct{}, 1)}
-		t.peers[id] = p
-		t.wg.Go(func() { p.run(ctx) })
+		t.AddPeer(id, addr)
 	}
 	return t, nil
+}
+
+// AddPeer starts sending to node id at addr; a peer known at another
+// address is moved there. It implements PeerDirectory, through which the
+// node wires the members added to the group.
+func (t *RPCTransport) AddPeer(id uint64, addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.peers[id]; ok {
+		if p.addr == addr {
+			return
+		}
+		p.cancel()
+	}
+	ctx, cancel := context.WithCancel(t.ctx)
+	p := &peerSender{t: t, id: id, addr: addr, wake: make(chan struct{}, 1), cancel: cancel}
+	t.peers[id] = p
+	t.wg.Go(func() { p.run(ctx) })
+}
+
+// RemovePeer stops sending to node id; messages queued for it are
+// dropped.
+func (t *RPCTransport) RemovePeer(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.peers[id]; ok {
+		p.cancel()
+		delete(t.peers, id)
+	}
+}
+
+// HandleConfChange sets the function that answers other members'
+// requests for a configuration change (ConfChangeRequester).
+func (t *RPCTransport) HandleConfChange(h func(context.Context, raft.ConfChange) error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.onConf = h
+}
+
+// RequestConfChange asks node to to propose cc and waits for its answer
+// (ConfChangeRequester).
+func (t *RPCTransport) RequestConfChange(ctx context.Context, to uint64, cc raft.ConfChange) error {
+	t.mu.Lock()
+	p, ok := t.peers[to]
+	t.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w %d", ErrNoPeer, to)
+	}
+	c, err := t.cfg.Pool.Client(ctx, p.addr)
+	if err != nil {
+		return err
+	}
+	_, err = t.conf.Call(ctx, c, cc)
+	return err
+}
+
+func (t *RPCTransport) handleConf(ctx context.Context, cc raft.ConfChange) (struct{}, error) {
+	t.mu.Lock()
+	h := t.onConf
+	t.mu.Unlock()
+	if h == nil {
+		return struct{}{}, ErrStopped
+	}
+	return struct{}{}, h(ctx, cc)
 }
 
 // Receive sets the function incoming messages are handed to.
@@ -97,6 +164,8 @@ func (t *RPCTransport) Receive(deliver func(raft.Message)) {
 
 // Send queues each message for its peer's sender.
 func (t *RPCTransport) Send(msgs []raft.Message) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for _, m := range msgs {
 		p, ok := t.peers[m.To]
 		if !ok {
@@ -133,10 +202,11 @@ func (t *RPCTransport) handleStep(_ context.Context, b batch) (struct{}, error) 
 
 // peerSender owns the queue of messages for one peer.
 type peerSender struct {
-	t    *RPCTransport
-	id   uint64
-	addr string
-	wake chan struct{} // size one: "the queue is not empty"
+	t      *RPCTransport
+	id     uint64
+	addr   string
+	wake   chan struct{} // size one: "the queue is not empty"
+	cancel context.CancelFunc
 
 	mu    sync.Mutex // protects queue
 	queue []raft.Message
@@ -191,8 +261,13 @@ func (p *peerSender) run(ctx context.Context) {
 	}
 }
 
-// deliver makes one call. A failure drops the batch: raft retries what
-// it needs on its next heartbeat or timeout.
+// deliver makes one call carrying the batch and waits for its answer.
+// Waiting is what batches: messages queued during the round trip ride the
+// next call. (One-way notifications, rpc's Method.Notify, were measured
+// too: a little lower latency for one caller, but about half the commit
+// throughput with 64 callers, since every message then went alone.) A
+// failure drops the batch: raft resends what it needs on its next
+// heartbeat or timeout.
 func (p *peerSender) deliver(ctx context.Context, b batch) {
 	ctx, cancel := context.WithTimeout(ctx, p.t.cfg.CallTimeout)
 	defer cancel()

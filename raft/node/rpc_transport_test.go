@@ -96,6 +96,9 @@ func (g *loopbackGroup) start(id uint64, ln net.Listener) {
 	go func() { m.served <- m.server.Serve(ln) }()
 	cfg := Config{ID: id, Voters: g.voters, Storage: WALStorage(m.wal),
 		Transport: m.transport, StateMachine: m.sm, TickInterval: 10 * time.Millisecond}
+	if !slices.Contains(g.voters, id) {
+		cfg.Learners = []uint64{id} // joins the running group
+	}
 	if g.tweak != nil {
 		g.tweak(&cfg)
 	}

@@ -280,7 +280,8 @@ func (n *Node) maybeSnapshot() error {
 		n.log.Error("snapshot failed; the log is not compacted", "applied", n.applied, "err", err)
 		return nil
 	}
-	meta := raft.SnapshotMeta{Index: n.applied, Term: s.appliedTerm}
+	voters, learners := n.core.MembershipAt(n.applied)
+	meta := raft.SnapshotMeta{Index: n.applied, Term: s.appliedTerm, Voters: voters, Learners: learners}
 	if err := s.store.SaveSnapshot(meta, data); err != nil {
 		return err
 	}

@@ -30,43 +30,64 @@ type SnapshotStore interface {
 // not check out.
 var ErrBadSnapshotFile = errors.New("node: bad snapshot file")
 
-// A snapshot file is a 40-byte header and the snapshot:
+// A snapshot file is a header and the snapshot:
 //
-//	magic [8]byte "BFSNAP\x00\x01"
+//	magic [8]byte "BFSNAP\x00\x02"
 //	index, term, size uint64 (little endian)
 //	crc32c of the snapshot uint32
-//	crc32c of the 36 bytes before it uint32
+//	n uint32, the length of the configuration that follows
+//	configuration, n bytes: the number of voters and each voter, then
+//	  the same for learners, all unsigned varints
+//	crc32c of the header bytes before it uint32
 //	the snapshot, size bytes
+//
+// Version 1 files ("BFSNAP\x00\x01", written before membership changes)
+// have no n and no configuration; they still load, with none.
 const (
-	snapMagic      = "BFSNAP\x00\x01"
-	snapHeaderSize = 40
+	snapMagic      = "BFSNAP\x00\x02"
+	snapMagicV1    = "BFSNAP\x00\x01"
+	snapFixedSize  = 36 // magic, index, term, size, snapshot crc
+	snapHeaderSize = 40 // of a version 1 file
 	snapSuffix     = ".snap"
 	snapTempSuffix = ".tmp"
+	// maxSnapConf bounds the configuration a header may claim.
+	maxSnapConf = 1 << 20
 )
 
 // encodeSnapshotHeader returns the header of a file holding data.
 func encodeSnapshotHeader(meta raft.SnapshotMeta, data []byte) []byte {
-	h := make([]byte, 0, snapHeaderSize)
+	var conf []byte
+	for _, ids := range [2][]uint64{meta.Voters, meta.Learners} {
+		conf = binary.AppendUvarint(conf, uint64(len(ids)))
+		for _, id := range ids {
+			conf = binary.AppendUvarint(conf, id)
+		}
+	}
+	h := make([]byte, 0, snapFixedSize+8+len(conf))
 	h = append(h, snapMagic...)
 	h = binary.LittleEndian.AppendUint64(h, meta.Index)
 	h = binary.LittleEndian.AppendUint64(h, meta.Term)
 	h = binary.LittleEndian.AppendUint64(h, uint64(len(data)))
 	h = binary.LittleEndian.AppendUint32(h, raft.SnapshotChecksum(data))
+	h = binary.LittleEndian.AppendUint32(h, uint32(len(conf)))
+	h = append(h, conf...)
 	return binary.LittleEndian.AppendUint32(h, raft.SnapshotChecksum(h))
 }
 
 // decodeSnapshotFile checks a whole snapshot file and returns its meta
 // and the snapshot, which aliases b.
 func decodeSnapshotFile(b []byte) (raft.SnapshotMeta, []byte, error) {
-	if len(b) < snapHeaderSize || string(b[:8]) != snapMagic {
-		return raft.SnapshotMeta{}, nil, fmt.Errorf("%w: no header", ErrBadSnapshotFile)
-	}
-	h := b[:snapHeaderSize]
-	if raft.SnapshotChecksum(h[:36]) != binary.LittleEndian.Uint32(h[36:]) {
-		return raft.SnapshotMeta{}, nil, fmt.Errorf("%w: header checksum", ErrBadSnapshotFile)
+	h, err := snapshotHeader(b)
+	if err != nil {
+		return raft.SnapshotMeta{}, nil, err
 	}
 	meta := raft.SnapshotMeta{Index: binary.LittleEndian.Uint64(h[8:]), Term: binary.LittleEndian.Uint64(h[16:])}
-	data := b[snapHeaderSize:]
+	if len(h) > snapHeaderSize {
+		if meta.Voters, meta.Learners, err = decodeSnapConf(h[snapFixedSize+4 : len(h)-4]); err != nil {
+			return raft.SnapshotMeta{}, nil, err
+		}
+	}
+	data := b[len(h):]
 	if size := binary.LittleEndian.Uint64(h[24:]); size != uint64(len(data)) {
 		return raft.SnapshotMeta{}, nil, fmt.Errorf("%w: %d bytes, header says %d", ErrBadSnapshotFile, len(data), size)
 	}
@@ -77,6 +98,51 @@ func decodeSnapshotFile(b []byte) (raft.SnapshotMeta, []byte, error) {
 		return raft.SnapshotMeta{}, nil, fmt.Errorf("%w: index 0", ErrBadSnapshotFile)
 	}
 	return meta, data, nil
+}
+
+// snapshotHeader returns the header of either version at the start of b,
+// its checksum checked.
+func snapshotHeader(b []byte) ([]byte, error) {
+	size := snapHeaderSize
+	switch {
+	case len(b) >= snapHeaderSize && string(b[:8]) == snapMagicV1:
+	case len(b) >= snapHeaderSize && string(b[:8]) == snapMagic:
+		n := binary.LittleEndian.Uint32(b[snapFixedSize:])
+		if n > maxSnapConf || uint64(len(b)) < uint64(snapHeaderSize)+4+uint64(n) {
+			return nil, fmt.Errorf("%w: configuration of %d bytes", ErrBadSnapshotFile, n)
+		}
+		size = snapHeaderSize + 4 + int(n)
+	default:
+		return nil, fmt.Errorf("%w: no header", ErrBadSnapshotFile)
+	}
+	h := b[:size]
+	if raft.SnapshotChecksum(h[:size-4]) != binary.LittleEndian.Uint32(h[size-4:]) {
+		return nil, fmt.Errorf("%w: header checksum", ErrBadSnapshotFile)
+	}
+	return h, nil
+}
+
+// decodeSnapConf reads the voters and learners of a header that fill b.
+func decodeSnapConf(b []byte) (voters, learners []uint64, err error) {
+	var lists [2][]uint64
+	for i := range lists {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)) {
+			return nil, nil, fmt.Errorf("%w: configuration", ErrBadSnapshotFile)
+		}
+		b = b[k:]
+		for range n {
+			id, k := binary.Uvarint(b)
+			if k <= 0 {
+				return nil, nil, fmt.Errorf("%w: configuration", ErrBadSnapshotFile)
+			}
+			lists[i], b = append(lists[i], id), b[k:]
+		}
+	}
+	if len(b) != 0 {
+		return nil, nil, fmt.Errorf("%w: %d bytes after the configuration", ErrBadSnapshotFile, len(b))
+	}
+	return lists[0], lists[1], nil
 }
 
 // fileSnapshotStore keeps snapshots as files in a directory, the newest

@@ -297,7 +297,7 @@ func TestFileSnapshotStore(t *testing.T) {
 	// A torn temporary file from a crash is ignored.
 	os.WriteFile(filepath.Join(dir, snapshotName(raft.SnapshotMeta{Index: 99, Term: 9})+snapTempSuffix), []byte("torn"), 0o644)
 	meta, data, err := s.LoadSnapshot()
-	if err != nil || meta != (raft.SnapshotMeta{Index: 30, Term: 3}) || string(data) != "sss" {
+	if err != nil || !meta.Same(raft.SnapshotMeta{Index: 30, Term: 3}) || string(data) != "sss" {
 		t.Fatalf("LoadSnapshot = %v %q %v, want the newest", meta, data, err)
 	}
 	if names, _ := s.names(); len(names) != 2 {
@@ -315,7 +315,7 @@ func TestFileSnapshotStore(t *testing.T) {
 func TestDecodeSnapshotFileRejects(t *testing.T) {
 	meta := raft.SnapshotMeta{Index: 7, Term: 2}
 	good := append(encodeSnapshotHeader(meta, []byte("state")), "state"...)
-	if m, d, err := decodeSnapshotFile(good); err != nil || m != meta || string(d) != "state" {
+	if m, d, err := decodeSnapshotFile(good); err != nil || !m.Same(meta) || string(d) != "state" {
 		t.Fatalf("good file: %v %q %v", m, d, err)
 	}
 	for name, b := range map[string][]byte{

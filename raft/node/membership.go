@@ -1,0 +1,208 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/bifrost-go/bifrost/raft"
+)
+
+// This file holds membership changes: adding a learner, promoting it,
+// removing a member, and the Join and Leave helpers of a node starting up
+// or shutting down, as in the seed's bifrost.
+
+// PeerDirectory is an optional Transport capability: learning the address
+// of a member added to the group and forgetting a removed one. The driver
+// calls it from its goroutine when a configuration entry carrying an
+// address is appended or applied, so every member learns a new node's
+// address from the log.
+type PeerDirectory interface {
+	AddPeer(id uint64, addr string)
+	RemovePeer(id uint64)
+}
+
+// ConfChangeRequester is an optional Transport capability that Join and
+// Leave need: asking another member to propose a configuration change.
+type ConfChangeRequester interface {
+	// HandleConfChange sets the function that answers other members'
+	// requests. Start calls it once.
+	HandleConfChange(h func(ctx context.Context, cc raft.ConfChange) error)
+	// RequestConfChange asks node to propose cc and waits for its answer.
+	RequestConfChange(ctx context.Context, to uint64, cc raft.ConfChange) error
+}
+
+// ErrNoRequester reports a Join or Leave on a node whose transport cannot
+// ask other members for a change (it is no ConfChangeRequester).
+var ErrNoRequester = errors.New("node: transport cannot request configuration changes")
+
+// AddLearner adds node id as a learner and waits until the change is
+// applied on this node, which must lead. addr, if not empty, is the node's
+// transport address: it rides in the log so that every member's transport
+// learns it (PeerDirectory). The leader promotes the learner once it has
+// caught up (Config.PromoteLag). Core errors such as
+// raft.ErrConfChangeInProgress pass through.
+func (n *Node) AddLearner(ctx context.Context, id uint64, addr string) error {
+	return n.changeConf(ctx, raft.ConfChange{Type: raft.ConfAddLearner, NodeID: id, Addr: addr})
+}
+
+// PromoteLearner makes learner id a voter and waits until the change is
+// applied on this node, which must lead.
+func (n *Node) PromoteLearner(ctx context.Context, id uint64) error {
+	return n.changeConf(ctx, raft.ConfChange{Type: raft.ConfPromoteLearner, NodeID: id})
+}
+
+// RemoveMember removes node id, a learner or a voter, and waits until the
+// change is applied on this node, which must lead. A leader that removes
+// itself leads until the change commits, then steps down.
+func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
+	return n.changeConf(ctx, raft.ConfChange{Type: raft.ConfRemoveMember, NodeID: id})
+}
+
+// Membership returns the group's current voters and learners as this node
+// knows them.
+func (n *Node) Membership(ctx context.Context) (voters, learners []uint64, err error) {
+	err = n.do(ctx, func() { voters, learners = n.core.Membership() })
+	return voters, learners, err
+}
+
+func (n *Node) changeConf(ctx context.Context, cc raft.ConfChange) error {
+	p := &proposal{conf: &cc, done: make(chan result, 1)}
+	select {
+	case n.propc <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return ErrStopped
+	}
+	select {
+	case r := <-p.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return ErrStopped
+	}
+}
+
+// Join asks the group to add this node, started as a learner (Config
+// Voters are the group's voters and Learners holds this node), with its
+// transport address addr. It asks the leader it knows, or each voter in
+// turn, once per election timeout, until one adds it or ctx ends. Once
+// added, the leader promotes it when it has caught up; wait for that with
+// WaitFor or Membership if it matters.
+func (n *Node) Join(ctx context.Context, addr string) error {
+	return n.request(ctx, raft.ConfChange{Type: raft.ConfAddLearner, NodeID: n.cfg.ID, Addr: addr})
+}
+
+// Leave asks the group to remove this node, before it shuts down. A
+// leader first hands its leadership to the most up-to-date follower, so
+// the group does not wait for an election timeout, and then asks the new
+// leader; if the handover fails it removes itself, stepping down once the
+// removal commits.
+func (n *Node) Leave(ctx context.Context) error {
+	if n.Status().Role == raft.RoleLeader {
+		if err := n.TransferLeadership(ctx, 0); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			return n.RemoveMember(ctx, n.cfg.ID)
+		}
+	}
+	return n.request(ctx, raft.ConfChange{Type: raft.ConfRemoveMember, NodeID: n.cfg.ID})
+}
+
+// request asks the other members to propose cc until one does.
+func (n *Node) request(ctx context.Context, cc raft.ConfChange) error {
+	req, ok := n.cfg.Transport.(ConfChangeRequester)
+	if !ok {
+		return ErrNoRequester
+	}
+	ticks := n.cfg.ElectionTicks
+	if ticks == 0 {
+		ticks = raft.DefaultElectionTicks
+	}
+	retry := time.NewTicker(time.Duration(ticks) * n.cfg.TickInterval)
+	defer retry.Stop()
+	for {
+		for _, to := range n.askOrder() {
+			err := req.RequestConfChange(ctx, to, cc)
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			n.log.Debug("raft conf change request", "to", to, "change", cc.Type, "err", err)
+		}
+		select {
+		case <-retry.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.done:
+			return ErrStopped
+		}
+	}
+}
+
+// askOrder is whom request asks: the known leader first, then the voters.
+func (n *Node) askOrder() []uint64 {
+	var order []uint64
+	if lead := n.Status().Lead; lead != 0 && lead != n.cfg.ID {
+		order = append(order, lead)
+	}
+	voters, _, err := n.Membership(context.Background())
+	if err != nil {
+		voters = n.cfg.Voters
+	}
+	for _, id := range voters {
+		if id != n.cfg.ID && !slices.Contains(order, id) {
+			order = append(order, id)
+		}
+	}
+	return order
+}
+
+// answerConfChange proposes a change another member asked for; only the
+// leader can. Adding a member or removing a non-member succeeds at once,
+// so a request retried after its answer was lost is not refused.
+func (n *Node) answerConfChange(ctx context.Context, cc raft.ConfChange) error {
+	if n.Status().Role != raft.RoleLeader {
+		return raft.ErrNotLeader
+	}
+	voters, learners, err := n.Membership(ctx)
+	if err != nil {
+		return err
+	}
+	member := slices.Contains(voters, cc.NodeID) || slices.Contains(learners, cc.NodeID)
+	if cc.Type == raft.ConfAddLearner && member || cc.Type == raft.ConfRemoveMember && !member {
+		return nil
+	}
+	return n.changeConf(ctx, cc)
+}
+
+// learnPeers tells the transport about the members that configuration
+// entries add (appended) or remove (applied).
+func (n *Node) learnPeers(ents []raft.Entry, applied bool) {
+	dir, ok := n.cfg.Transport.(PeerDirectory)
+	if !ok {
+		return
+	}
+	for _, e := range ents {
+		if e.Type != raft.EntryConfig {
+			continue
+		}
+		var cc raft.ConfChange
+		if err := cc.UnmarshalBinary(e.Data); err != nil {
+			n.log.Warn("raft: undecodable configuration entry", "index", e.Index, "err", err)
+			continue
+		}
+		switch {
+		case cc.Type == raft.ConfAddLearner && cc.Addr != "" && cc.NodeID != n.cfg.ID:
+			dir.AddPeer(cc.NodeID, cc.Addr)
+		case cc.Type == raft.ConfRemoveMember && applied && cc.NodeID != n.cfg.ID:
+			dir.RemovePeer(cc.NodeID)
+		}
+	}
+}
