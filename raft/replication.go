@@ -16,11 +16,21 @@ func (c *Core) flush() {
 		pr := c.progress[id]
 		for c.sendAppend(id, pr, false) {
 		}
-		if min(c.log.committed, pr.next-1) > pr.sentCommit {
+		if c.owesCommit(pr) {
 			c.sendAppend(id, pr, true)
 		}
 	})
 	c.flushReads()
+}
+
+// owesCommit reports whether a follower should get a MsgApp with no entries
+// just to learn a new commit index. Not while appends to it are in flight:
+// under load the next MsgApp carries the commit index anyway, and an empty
+// one per acknowledgement would double the messages. A heartbeat carries
+// it within a tick if no MsgApp comes.
+func (c *Core) owesCommit(pr *progress) bool {
+	return min(c.log.committed, pr.next-1) > pr.sentCommit &&
+		!(pr.state == stateReplicate && len(pr.inflight) > 0)
 }
 
 // sendAppend sends one MsgApp starting at pr.next, unless the follower is

@@ -1,0 +1,367 @@
+package rafttest
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/bifrost-go/bifrost/raft"
+)
+
+// logKey names an entry by index and term: by log matching, that pair
+// determines the entry and every entry before it.
+type logKey struct{ index, term uint64 }
+
+// leaderID is a node in one incarnation.
+type leaderID struct {
+	id          uint64
+	incarnation int
+}
+
+// checker holds what the invariants are checked against: the history of
+// the whole run, across crashes.
+type checker struct {
+	leaderOf map[uint64]leaderID // term -> the node that led it
+	complete map[uint64]bool     // terms whose leader passed checkCompleteness
+	chains   map[logKey]uint64   // (index, term) -> prefix hash ending there, in any log ever written
+	// commit is the highest index any leader has committed. For each index
+	// up to it: the term of the leader that committed it first, and the
+	// prefix hash of that leader's log there.
+	commit      uint64
+	commitTerm  []uint64
+	commitChain []uint64
+	// applied is the replicated state machine: the hash of the entry every
+	// node must apply at each index.
+	applied []uint64
+}
+
+func newChecker() checker {
+	return checker{leaderOf: map[uint64]leaderID{}, complete: map[uint64]bool{}, chains: map[logKey]uint64{}}
+}
+
+func (c *Cluster) quorum() int { return len(c.voters)/2 + 1 }
+
+// observe checks n's status after an input or an Advance: term and commit
+// index never go back, the applied index is what the simulator applied,
+// one leader per term, and durability on a quorum for what a leader
+// commits. (Leader completeness is checked in synced.)
+func (c *Cluster) observe(n *node) {
+	if n.core == nil {
+		return
+	}
+	st := n.core.Status()
+	switch {
+	case st.Term < n.term:
+		c.Fatalf("node %d: term went back from %d to %d", n.id, n.term, st.Term)
+	case st.Commit < n.commit:
+		c.Fatalf("node %d: commit index went back from %d to %d", n.id, n.commit, st.Commit)
+	case st.Applied != n.applied:
+		c.Fatalf("node %d: Status().Applied = %d, the simulator applied %d", n.id, st.Applied, n.applied)
+	}
+	if st.Role != n.role || st.Term != n.term {
+		c.trace.add(event{at: c.now, kind: evRole, node: n.id, role: st.Role, a: st.Term})
+	}
+	n.term, n.commit, n.role = st.Term, st.Commit, st.Role
+	if st.Role == raft.RoleLeader {
+		c.checkLeader(n, st)
+	}
+}
+
+// checkLeader runs when n is leader: election safety, and the commit
+// checks when its commit index is new.
+func (c *Cluster) checkLeader(n *node, st raft.Status) {
+	me := leaderID{n.id, n.incarnation}
+	prev, ok := c.check.leaderOf[st.Term]
+	// A node may lead a term again after a restart if its first
+	// leadership left no trace: the term never reached its disk. Only a
+	// single voter can lead without persisting the term first (a candidate
+	// persists before it asks for votes, which checkSend enforces), and no
+	// one else heard from it.
+	forgotten := ok && prev.id == n.id && n.disk.hs.Term < st.Term && len(c.voters) == 1
+	if ok && prev != me && !forgotten {
+		c.Fatalf("election safety: node %d (incarnation %d) and node %d (incarnation %d) both led term %d",
+			prev.id, prev.incarnation, n.id, n.incarnation, st.Term)
+	}
+	if !ok || forgotten {
+		c.check.leaderOf[st.Term] = me
+	}
+	if st.Commit > c.check.commit {
+		c.leaderCommitted(n, st)
+	}
+}
+
+// checkCompleteness: a leader of term t holds every entry committed in
+// an earlier term. Log matching makes checking the last one enough. It
+// runs when the leader's first Ready as leader is durable: its disk then
+// holds every entry its log had when it won.
+func (c *Cluster) checkCompleteness(n *node, t uint64) {
+	if c.check.complete[t] {
+		return
+	}
+	c.check.complete[t] = true
+	i := c.check.commit
+	for i > 0 && c.check.commitTerm[i-1] >= t {
+		i--
+	}
+	if i > 0 && (i > n.disk.lastIndex() || n.disk.chainAt(i) != c.check.commitChain[i-1]) {
+		c.Fatalf("leader completeness: node %d leads term %d but its log differs from the committed log at index %d (last index %d)",
+			n.id, t, i, n.disk.lastIndex())
+	}
+}
+
+// leaderCommitted records indexes a leader committed for the first time
+// and checks that each is durable on a quorum.
+func (c *Cluster) leaderCommitted(n *node, st raft.Status) {
+	for i := c.check.commit + 1; i <= st.Commit; i++ {
+		t, chain, ok := n.written(i)
+		if !ok {
+			c.Fatalf("leader %d committed index %d, which it never wrote", n.id, i)
+		}
+		replicas := 0
+		for _, m := range c.nodes {
+			if m.disk.term(i) == t {
+				replicas++
+			}
+		}
+		if replicas < c.quorum() {
+			c.Fatalf("leader %d committed index %d (term %d) durable on only %d nodes, quorum is %d",
+				n.id, i, t, replicas, c.quorum())
+		}
+		c.check.commitTerm = append(c.check.commitTerm, st.Term)
+		c.check.commitChain = append(c.check.commitChain, chain)
+	}
+	c.check.commit = st.Commit
+	c.trace.add(event{at: c.now, kind: evCommit, node: n.id, a: st.Commit, b: st.Term})
+}
+
+// checkRestart: a restarted core reports what its disk holds.
+func (c *Cluster) checkRestart(n *node, st raft.Status) {
+	hs := n.disk.hs
+	// A later term than the hard state's is allowed when the log holds
+	// entries of it (a torn write kept them but not the hard state), with
+	// no vote in it.
+	lastTerm := n.disk.term(n.disk.lastIndex())
+	switch {
+	case st.Term < hs.Term || st.Term == hs.Term && st.Vote != hs.Vote ||
+		st.Term > hs.Term && (st.Vote != 0 || st.Term > lastTerm):
+		c.Fatalf("node %d restarted with term %d vote %d, its disk has term %d vote %d, last log term %d",
+			n.id, st.Term, st.Vote, hs.Term, hs.Vote, lastTerm)
+	case st.Commit < hs.Commit:
+		c.Fatalf("node %d restarted with commit %d below its persisted commit %d", n.id, st.Commit, hs.Commit)
+	case st.LastIndex != n.disk.lastIndex():
+		c.Fatalf("node %d restarted with last index %d, its disk has %d", n.id, st.LastIndex, n.disk.lastIndex())
+	}
+	c.trace.add(event{at: c.now, kind: evRestart, node: n.id,
+		note: fmt.Sprintf("term %d vote %d commit %d last %d applied %d", hs.Term, hs.Vote, hs.Commit, n.disk.lastIndex(), n.applied)})
+}
+
+// checkReady checks the shape of a Ready before the driver acts on it.
+func (c *Cluster) checkReady(n *node, rd *raft.Ready) {
+	for i := 1; i < len(rd.Entries); i++ {
+		if rd.Entries[i].Index != rd.Entries[i-1].Index+1 {
+			c.Fatalf("node %d: Ready.Entries not contiguous: index %d after %d", n.id, rd.Entries[i].Index, rd.Entries[i-1].Index)
+		}
+	}
+	if len(rd.Entries) > 0 {
+		first := rd.Entries[0].Index
+		if first == 0 || first > n.disk.lastIndex()+1 {
+			c.Fatalf("node %d: Ready.Entries start at %d, the log ends at %d", n.id, first, n.disk.lastIndex())
+		}
+	}
+}
+
+// checkSend: persist before you speak. A vote, a vote request and an
+// append acknowledgement must be backed by the disk when they leave. The
+// driver sends Ready.Messages before it writes, so a core that puts one
+// of these there instead of in AfterPersist fails here. A vote may be
+// sent again after the node moved to a later term (a duplicate request),
+// so votes are checked against every vote the disk ever recorded.
+func (c *Cluster) checkSend(n *node, m *raft.Message) {
+	if m.From != n.id || m.To == 0 || m.To > uint64(len(c.nodes)) || m.To == n.id {
+		c.Fatalf("node %d sent a misaddressed message: %s", n.id, formatMsg(m, len(m.Entries)))
+	}
+	hs := n.disk.hs
+	switch {
+	case m.Type == raft.MsgVoteResp && !m.Reject && !backsVote(&n.disk, m.Term, m.To):
+		c.Fatalf("node %d granted its vote before persisting it (disk: term %d vote %d, vote in term %d: %d): %s",
+			n.id, hs.Term, hs.Vote, m.Term, n.disk.votes[m.Term], formatMsg(m, 0))
+	case m.Type == raft.MsgVote && !backsVote(&n.disk, m.Term, n.id):
+		c.Fatalf("node %d asked for votes before persisting its own (disk: term %d vote %d): %s",
+			n.id, hs.Term, hs.Vote, formatMsg(m, 0))
+	case m.Type == raft.MsgAppResp && !m.Reject:
+		c.checkAck(n, m)
+	case m.Type == raft.MsgApp:
+		c.checkBatch(n, m)
+	}
+}
+
+// checkBatch: a MsgApp carries at most MaxMsgEntries entries and
+// MaxMsgBytes of entry data, unless a single entry is larger.
+func (c *Cluster) checkBatch(n *node, m *raft.Message) {
+	maxEntries, maxBytes := c.opts.Config.MaxMsgEntries, c.opts.Config.MaxMsgBytes
+	if maxEntries == 0 {
+		maxEntries = 512
+	}
+	if maxBytes == 0 {
+		maxBytes = 1 << 20
+	}
+	size := 0
+	for i := range m.Entries {
+		size += len(m.Entries[i].Data)
+	}
+	if len(m.Entries) > maxEntries || len(m.Entries) > 1 && size > maxBytes {
+		c.Fatalf("node %d sent a MsgApp of %d entries and %d bytes, over the limits of %d and %d",
+			n.id, len(m.Entries), size, maxEntries, maxBytes)
+	}
+}
+
+// backsVote reports whether d backs a vote for id in term t: it recorded
+// that vote, or it recorded no vote in t and a later term, so it can never
+// vote for anyone else in t. (A core may queue a vote, move on to a later
+// term before the next Ready, and persist only the later term.)
+func backsVote(d *disk, t, id uint64) bool {
+	v := d.votes[t]
+	return v == id || v == 0 && d.hs.Term > t
+}
+
+// checkAck: an append acknowledgement promises that the sender's disk
+// holds the leader's log up to m.Index. Checked against the leader's log
+// while it still leads the term; a stale acknowledgement to a leader that
+// moved on is ignored by it and is not checked.
+func (c *Cluster) checkAck(n *node, m *raft.Message) {
+	hs := n.disk.hs
+	if n.disk.lastIndex() < m.Index || hs.Term < m.Term {
+		c.Fatalf("node %d acknowledged entries up to %d before persisting them (disk: last index %d, term %d): %s",
+			n.id, m.Index, n.disk.lastIndex(), hs.Term, formatMsg(m, 0))
+	}
+	lead := c.nodes[m.To-1]
+	if lead.core == nil || lead.role != raft.RoleLeader || lead.term != m.Term {
+		return
+	}
+	if _, chain, ok := lead.written(m.Index); ok && chain != n.disk.chainAt(m.Index) {
+		c.Fatalf("node %d acknowledged index %d to leader %d, but its disk does not hold the leader's log there: %s",
+			n.id, m.Index, m.To, formatMsg(m, 0))
+	}
+}
+
+// save makes a Ready's writes durable, checking log matching, that no
+// committed entry is overwritten, and that term, vote and commit never go
+// back on disk, across restarts.
+func (c *Cluster) save(n *node, rd *raft.Ready, torn bool) {
+	if len(rd.Entries) > 0 {
+		c.saveEntries(n, rd.Entries, torn)
+	}
+	if rd.HardStateChanged {
+		c.saveHardState(n, rd.HardState)
+	}
+	if n.disk.hs.Commit > n.disk.lastIndex() {
+		c.Fatalf("node %d persisted commit %d beyond its log (last index %d)", n.id, n.disk.hs.Commit, n.disk.lastIndex())
+	}
+}
+
+func (c *Cluster) saveEntries(n *node, ents []raft.Entry, torn bool) {
+	// Truncate only on a real conflict: a Ready that shortens the log must
+	// replace at least one entry with one of another term. (A torn write
+	// may keep only the matching head of a conflicting Ready.)
+	last, conflict := ents[len(ents)-1].Index, false
+	for i := range ents {
+		e := &ents[i]
+		conflict = conflict || e.Index <= n.disk.lastIndex() && n.disk.term(e.Index) != e.Term
+	}
+	if last < n.disk.lastIndex() && !conflict && !torn {
+		c.Fatalf("node %d truncated its log from %d to %d without a conflicting entry", n.id, n.disk.lastIndex(), last)
+	}
+	for i := range ents {
+		e := &ents[i]
+		// A stale entry at a committed index may go; the committed one not.
+		overwrites := e.Index <= n.disk.lastIndex() && n.disk.term(e.Index) != e.Term
+		if overwrites && e.Index <= c.check.commit && n.disk.chainAt(e.Index) == c.check.commitChain[e.Index-1] {
+			c.Fatalf("node %d overwrote committed index %d (term %d) with term %d", n.id, e.Index, n.disk.term(e.Index), e.Term)
+		}
+	}
+	n.disk.append(ents)
+	for i := range ents {
+		e := &ents[i]
+		k := logKey{e.Index, e.Term}
+		h := n.disk.chainAt(e.Index)
+		if prev, ok := c.check.chains[k]; !ok {
+			c.check.chains[k] = h
+		} else if prev != h {
+			c.Fatalf("log matching: node %d has an entry at index %d term %d whose log prefix differs from another node's",
+				n.id, e.Index, e.Term)
+		}
+	}
+}
+
+func (c *Cluster) saveHardState(n *node, hs raft.HardState) {
+	old := n.disk.hs
+	switch {
+	case hs.Term < old.Term:
+		c.Fatalf("node %d persisted term %d after term %d", n.id, hs.Term, old.Term)
+	case hs.Term == old.Term && old.Vote != 0 && hs.Vote != old.Vote:
+		c.Fatalf("node %d changed its persisted vote in term %d from %d to %d", n.id, hs.Term, old.Vote, hs.Vote)
+	case hs.Commit < old.Commit:
+		c.Fatalf("node %d persisted commit %d after commit %d", n.id, hs.Commit, old.Commit)
+	}
+	n.disk.hs = hs
+	if hs.Vote != 0 {
+		if n.disk.votes == nil {
+			n.disk.votes = map[uint64]uint64{}
+		}
+		n.disk.votes[hs.Term] = hs.Vote
+	}
+}
+
+// apply hands committed entries to n's state machine: in order, exactly
+// once, each the entry every other node applies at that index, and the
+// client hears about the proposals n made.
+func (c *Cluster) apply(n *node, ents []raft.Entry) {
+	for i := range ents {
+		e := &ents[i]
+		switch {
+		case e.Index != n.applied+1:
+			c.Fatalf("node %d applied index %d after %d", n.id, e.Index, n.applied)
+		case e.Index > c.check.commit:
+			c.Fatalf("node %d applied index %d, no leader committed past %d", n.id, e.Index, c.check.commit)
+		case e.Index > n.disk.hs.Commit:
+			c.Fatalf("node %d applied index %d beyond its persisted commit %d", n.id, e.Index, n.disk.hs.Commit)
+		case n.disk.term(e.Index) != e.Term || entryHash(e) != entryHash(&n.disk.log[e.Index-1]):
+			c.Fatalf("node %d applied index %d term %d, which is not the entry in its durable log", n.id, e.Index, e.Term)
+		case n.disk.chainAt(e.Index) != c.check.commitChain[e.Index-1]:
+			c.Fatalf("node %d applied index %d term %d, which is not the entry the leader committed", n.id, e.Index, e.Term)
+		}
+		c.applyOne(n, e)
+	}
+}
+
+func (c *Cluster) applyOne(n *node, e *raft.Entry) {
+	h := entryHash(e)
+	switch {
+	case e.Index <= uint64(len(c.check.applied)):
+		if c.check.applied[e.Index-1] != h {
+			c.Fatalf("state machine safety: node %d applied a different entry at index %d (term %d)", n.id, e.Index, e.Term)
+		}
+	default:
+		c.check.applied = append(c.check.applied, h)
+	}
+	n.applied = e.Index
+	n.disk.applied = e.Index
+	c.answer(n, e)
+}
+
+// answer tells the client the outcome of n's proposal at e.Index, if any.
+func (c *Cluster) answer(n *node, e *raft.Entry) {
+	p, ok := n.pending[e.Index]
+	if !ok {
+		return
+	}
+	delete(n.pending, e.Index)
+	if p.term != e.Term {
+		return // overwritten by another leader: dropped
+	}
+	if !bytes.Equal(p.data, e.Data) || e.Type != raft.EntryNormal {
+		c.Fatalf("node %d committed index %d term %d, which Propose returned, with different contents", n.id, e.Index, e.Term)
+	}
+	c.acked = append(c.acked, Ack{Index: e.Index, Term: e.Term, Leader: n.id, Data: p.data})
+	c.maxAcked = max(c.maxAcked, e.Index)
+	c.trace.add(event{at: c.now, kind: evAck, node: n.id, a: e.Index, b: e.Term})
+}
