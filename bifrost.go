@@ -23,6 +23,11 @@
 //     thousands of seeded fault schedules a second.
 //   - [github.com/bifrost-go/bifrost/raft/wal]: the durable log, with
 //     checksummed records, group commit and torn-tail recovery.
+//   - [github.com/bifrost-go/bifrost/raft/node]: a raft group member for
+//     real: one driver goroutine joining the core to a clock, storage and
+//     a transport on package rpc; proposals, linearizable, lease and
+//     follower reads, leadership transfer, snapshots and membership
+//     changes.
 //
 // The state-machine host, membership, consistent hashing and a Node that
 // wires them onto one RPC server follow in later versions; this file grows
