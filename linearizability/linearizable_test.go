@@ -1,0 +1,363 @@
+package linearizability
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+var (
+	seedFlag = flag.Uint64("seed", 0, "TestLinearizable: run each scenario once with this seed (default: random seeds)")
+	runsFlag = flag.Int("runs", runsPerScenario, "TestLinearizable: how many consecutive seeds each scenario runs")
+)
+
+// scenario is one cluster run whose history porcupine checks.
+type scenario struct {
+	name    string
+	servers int
+	clients int
+	keys    int
+	faults  faults   // of the network, until the cluster heals
+	reads   readMode // how clients read
+	cluster func(*clusterConfig)
+	// nemesis injects faults until the phase ends (nil: only the
+	// network's); the cluster is healed after it returns.
+	nemesis func(n *nemesis)
+	phase   time.Duration // fake time with faults
+	settle  time.Duration // fake time after healing
+	// minAfterHeal is how many operations must complete after the heal;
+	// every client must complete at least one as well.
+	minAfterHeal int
+	// freshSeqOnRetry breaks exactly-once on purpose: clients retry with
+	// a new sequence number (negative control only).
+	freshSeqOnRetry bool
+	// wantTransfers fails the run unless a leadership transfer worked.
+	wantTransfers bool
+}
+
+// scaled shortens the fake durations under the race detector.
+func (sc scenario) scaled() scenario {
+	sc.phase = time.Duration(float64(sc.phase) * sizeFactor)
+	sc.settle = time.Duration(float64(sc.settle) * sizeFactor)
+	sc.clients = max(2, int(float64(sc.clients)*sizeFactor+0.5))
+	sc.minAfterHeal = max(1, int(float64(sc.minAfterHeal)*sizeFactor))
+	return sc
+}
+
+// unreliable is the fault model of the MIT 6.5840 kvraft tests: requests
+// and replies lost one time in ten, delays up to 26 ms, reordering.
+var unreliable = faults{drop: 0.1, minDelay: time.Millisecond, maxDelay: 26 * time.Millisecond, reorder: true}
+
+// reordering adds to unreliable the long reordering of the MIT tests:
+// now and then a message arrives 200 ms to 2.2 s late.
+var reordering = faults{drop: 0.1, minDelay: time.Millisecond, maxDelay: 26 * time.Millisecond, reorder: true,
+	longDelay: 0.05}
+
+// lan is a reliable network with small delays.
+var lan = faults{minDelay: time.Millisecond, maxDelay: 3 * time.Millisecond}
+
+func scenarios() []scenario {
+	return []scenario{
+		{name: "basic", servers: 3, clients: 5, keys: 3, faults: lan,
+			phase: 2 * time.Second, settle: time.Second, minAfterHeal: 100},
+		{name: "concurrent", servers: 7, clients: 15, keys: 5, faults: lan,
+			phase: 2 * time.Second, settle: time.Second, minAfterHeal: 200},
+		{name: "unreliable", servers: 5, clients: 5, keys: 3, faults: unreliable,
+			phase: 3 * time.Second, settle: time.Second, minAfterHeal: 20},
+		{name: "unreliable_long_reordering", servers: 5, clients: 5, keys: 3, faults: reordering,
+			phase: 3 * time.Second, settle: time.Second, minAfterHeal: 20},
+		{name: "one_partition", servers: 5, clients: 6, keys: 3, faults: lan,
+			nemesis: onePartition, phase: 2 * time.Second, settle: time.Second, minAfterHeal: 50},
+		{name: "many_partitions_lan", servers: 5, clients: 5, keys: 3, faults: lan,
+			nemesis: manyPartitions, phase: 4 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 20},
+		{name: "many_partitions", servers: 5, clients: 5, keys: 3, faults: unreliable,
+			nemesis: manyPartitions, phase: 4 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 20},
+		{name: "crash_restart", servers: 5, clients: 5, keys: 3, faults: lan,
+			nemesis: crashRestart, phase: 4 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 50},
+		{name: "crash_restart_snapshots_partitions", servers: 5, clients: 5, keys: 3, faults: unreliable,
+			cluster: func(cfg *clusterConfig) { cfg.snapshotEntries = 20 },
+			nemesis: both(crashRestart, manyPartitions), phase: 4 * time.Second, settle: 2 * time.Second, minAfterHeal: 20},
+		{name: "concurrent_unreliable_partitions_crash_snapshots", servers: 7, clients: 15, keys: 5, faults: unreliable,
+			cluster: func(cfg *clusterConfig) { cfg.snapshotEntries = 50 },
+			nemesis: both(crashRestart, manyPartitions), phase: 4 * time.Second, settle: 2 * time.Second, minAfterHeal: 50},
+		{name: "isolated_leader_reads", servers: 5, clients: 5, keys: 3, faults: lan,
+			nemesis: isolateLeader, phase: 4 * time.Second, settle: time.Second, minAfterHeal: 50},
+		{name: "leader_transfer_churn", servers: 5, clients: 5, keys: 3, faults: lan,
+			nemesis: transferChurn, wantTransfers: true, phase: 3 * time.Second, settle: time.Second, minAfterHeal: 50},
+		{name: "lease_reads_partitions", servers: 5, clients: 5, keys: 3, faults: lan,
+			reads: leaseRead, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
+			nemesis: isolateLeader, phase: 4 * time.Second, settle: time.Second, minAfterHeal: 50},
+		{name: "lease_reads_transfer_churn_partitions", servers: 5, clients: 5, keys: 3, faults: lan,
+			reads: leaseRead, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
+			nemesis: both(transferChurn, isolateLeader), phase: 4 * time.Second, settle: time.Second, minAfterHeal: 50},
+		{name: "lease_reads_long_reordering_partitions", servers: 5, clients: 5, keys: 3, faults: reordering,
+			reads: leaseRead, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
+			nemesis: isolateLeader, phase: 4 * time.Second, settle: time.Second, minAfterHeal: 20},
+		{name: "lease_reads_crash_restart", servers: 3, clients: 5, keys: 3, faults: lan,
+			reads: leaseRead, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
+			nemesis: crashRestart, phase: 4 * time.Second, settle: time.Second, minAfterHeal: 50},
+	}
+}
+
+// TestLinearizable runs each scenario on a cluster of raft/node servers
+// in a synctest bubble, runsPerScenario times with consecutive seeds, and
+// checks every history with porcupine.
+func TestLinearizable(t *testing.T) {
+	for _, sc := range scenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			sc := sc.scaled()
+			first, runs := pickSeed(), *runsFlag
+			if *seedFlag != 0 {
+				runs = 1
+			}
+			for seed := first; seed < first+uint64(runs) && !t.Failed(); seed++ {
+				runAndCheck(t, sc, seed)
+			}
+		})
+	}
+}
+
+// runAndCheck runs sc once and checks its history.
+func runAndCheck(t *testing.T, sc scenario, seed uint64) {
+	t.Helper()
+	defer logReplay(t, sc.name, seed)
+	t0 := time.Now()
+	run := runScenario(t, sc, seed)
+	t1 := time.Now()
+	run.report(t)
+	res, info := checkHistory(run.ops)
+	t.Logf("seed %d: %v to run, %v to check", seed, t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
+	switch res {
+	case porcupine.Illegal:
+		t.Errorf("seed %d: history of %d operations is not linearizable", seed, len(run.ops))
+		saveFailure(t, info, run.ops)
+	case porcupine.Unknown:
+		t.Logf("seed %d: porcupine gave up after %v: linearizability unknown", seed, checkTimeout)
+	}
+}
+
+// TestLinearizableCatchesStaleFollowerReads is a negative control: the
+// same harness, with reads served by FollowerRead from index 0 (possibly
+// stale by design) while partitions cut servers off, must yield a history
+// porcupine rejects, for at least one of a few seeds.
+func TestLinearizableCatchesStaleFollowerReads(t *testing.T) {
+	sc := scenario{name: "stale_follower_reads", servers: 5, clients: 5, keys: 2, faults: lan,
+		reads: followerRead, nemesis: manyPartitions, phase: 2 * time.Second, settle: 500 * time.Millisecond,
+		minAfterHeal: 1}
+	expectIllegal(t, "TestLinearizableCatchesStaleFollowerReads", sc.scaled())
+}
+
+// TestLinearizableCatchesDuplicateAppends is a negative control for
+// exactly-once: clients that retry with a fresh sequence number, on a
+// network that loses replies, must yield a history porcupine rejects (an
+// append applied twice), for at least one of a few seeds.
+func TestLinearizableCatchesDuplicateAppends(t *testing.T) {
+	sc := scenario{name: "duplicate_appends", servers: 3, clients: 5, keys: 2, faults: unreliable,
+		freshSeqOnRetry: true, phase: 2 * time.Second, settle: 500 * time.Millisecond, minAfterHeal: 1}
+	expectIllegal(t, "TestLinearizableCatchesDuplicateAppends", sc.scaled())
+}
+
+// expectIllegal runs sc with up to five seeds and fails t unless porcupine
+// rejects one of the histories.
+func expectIllegal(t *testing.T, test string, sc scenario) {
+	first := pickSeed()
+	for seed := first; seed < first+5; seed++ {
+		run := runScenario(t, sc, seed)
+		if res, _ := checkHistory(run.ops); res == porcupine.Illegal {
+			t.Logf("seed %d: porcupine rejects the history of %d operations, as it must", seed, len(run.ops))
+			return
+		}
+	}
+	t.Errorf("porcupine accepted every history of %s (seeds %d to %d): the checker does not bite\n"+
+		"replay: go test ./linearizability -run '^%s$' -seed %d -v", sc.name, first, first+4, test, first)
+}
+
+// pickSeed returns the -seed flag, or a random seed.
+func pickSeed() uint64 {
+	if *seedFlag != 0 {
+		return *seedFlag
+	}
+	return rand.Uint64N(1<<32) + 1
+}
+
+func logReplay(t *testing.T, name string, seed uint64) {
+	if t.Failed() {
+		t.Logf("seed %d; replay: go test ./linearizability -run '^TestLinearizable$/^%s$' -seed %d -v", seed, name, seed)
+	} else {
+		t.Logf("seed %d", seed)
+	}
+}
+
+// run is what one scenario run produced.
+type run struct {
+	ops                    []Operation
+	afterHeal              int // operations that returned after the heal
+	retries, duplicates    int
+	sent, lost             int
+	crashes                int
+	transfers, transferErr int
+	snapshots, snapMsgs    int // servers with a snapshot at the end; MsgSnap sent
+	instantReads           int // reads served without a message
+}
+
+func (r run) report(t *testing.T) {
+	t.Helper()
+	var done int
+	for _, op := range r.ops {
+		if !op.Pending {
+			done++
+		}
+	}
+	t.Logf("%d operations (%d completed, %d after the heal), %d retries (%d recognized as duplicates), "+
+		"%d messages (%d lost, %d snapshot chunks), %d crashes, %d leadership transfers (%d failed), "+
+		"%d servers with a snapshot, %d reads served without a message",
+		len(r.ops), done, r.afterHeal, r.retries, r.duplicates, r.sent, r.lost, r.snapMsgs,
+		r.crashes, r.transfers, r.transferErr, r.snapshots, r.instantReads)
+}
+
+// runScenario runs sc once with seed, in a synctest bubble, and returns
+// the history and counts; it fails t if the cluster makes no progress
+// after healing or its replicas diverge.
+func runScenario(t *testing.T, sc scenario, seed uint64) run {
+	var out run
+	synctest.Test(t, func(t *testing.T) { out = runInBubble(t, sc, seed) })
+	return out
+}
+
+func runInBubble(t *testing.T, sc scenario, seed uint64) run {
+	cfg := clusterConfig{servers: sc.servers, seed: seed, faults: sc.faults}
+	if sc.cluster != nil {
+		sc.cluster(&cfg)
+	}
+	c := newCluster(t, cfg)
+	c.waitLeader(5 * time.Second)
+	h := &History{}
+	clients, stopClients := startClients(t, c, h, sc)
+	n := &nemesis{t: t, c: c, h: h, sc: sc, clients: sc.clients,
+		rng: rand.New(rand.NewPCG(seed, 0x6e656d)), until: time.Now().Add(sc.phase)}
+	if sc.nemesis != nil {
+		sc.nemesis(n)
+	}
+	time.Sleep(time.Until(n.until))
+	c.healAll()
+	healed := h.Now()
+	time.Sleep(sc.settle)
+	stopClients()
+	if err := c.waitConverged(5 * time.Second); err != nil {
+		t.Error(err)
+	}
+	out := run{ops: h.Operations(), snapshots: c.snapshots(), crashes: c.crashes(),
+		transfers: n.transfers, transferErr: n.transferErr}
+	c.stopAll()
+	out.sent, out.lost, out.snapMsgs = c.nw.stats()
+	for _, cl := range clients {
+		out.retries += cl.retries
+		out.duplicates += cl.duplicates
+		out.instantReads += cl.instant
+	}
+	out.afterHeal = checkProgress(t, out.ops, healed, sc)
+	out.check(t, sc, cfg)
+	return out
+}
+
+// startClients starts sc.clients clients that run operations until the
+// returned function stops them and waits for them.
+func startClients(t *testing.T, c *cluster, h *History, sc scenario) ([]*client, func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	clients := make([]*client, sc.clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		clients[i] = newClient(t, c, h, i, sc.reads)
+		clients[i].freshSeq = sc.freshSeqOnRetry
+		wg.Go(func() { clients[i].run(ctx, sc.keys) })
+	}
+	return clients, func() { cancel(); wg.Wait() }
+}
+
+// check fails t if the faults sc is about did not happen: no snapshot
+// where they are due, no leadership transfer, no read from the lease, or
+// a ReadIndex answered without a message.
+func (r run) check(t *testing.T, sc scenario, cfg clusterConfig) {
+	t.Helper()
+	if cfg.snapshotEntries > 0 && r.snapshots == 0 {
+		t.Errorf("no server took a snapshot, with one due every %d entries", cfg.snapshotEntries)
+	}
+	if sc.wantTransfers && r.transfers == 0 {
+		t.Errorf("no leadership transfer worked (%d failed)", r.transferErr)
+	}
+	switch {
+	case sc.reads == leaseRead && r.instantReads == 0:
+		t.Errorf("no LeaseRead was served from the lease: every one took a message round")
+	case sc.reads == readIndex && r.instantReads > 0:
+		// A leader must confirm with a quorum round, a follower must
+		// ask the leader: neither happens in no time.
+		t.Errorf("%d ReadIndex calls returned without any message sent", r.instantReads)
+	}
+}
+
+// lastOperation describes the last operation client invoked.
+func lastOperation(ops []Operation, client int) string {
+	for i := len(ops) - 1; i >= 0; i-- {
+		if op := ops[i]; op.Client == client {
+			end := "never returned"
+			if !op.Pending {
+				end = "returned at " + op.ReturnTime.Format("05.000") + ": " + op.Detail
+			}
+			return fmt.Sprintf("%v %q invoked at %s, %s", op.Input.Kind, op.Input.Key, op.CallTime.Format("05.000"), end)
+		}
+	}
+	return "none"
+}
+
+// checkProgress fails t unless every client completed an operation after
+// the heal and at least sc.minAfterHeal completed in all; it returns how
+// many did.
+func checkProgress(t *testing.T, ops []Operation, healed int64, sc scenario) int {
+	t.Helper()
+	after := make([]int, sc.clients)
+	total := 0
+	for _, op := range ops {
+		if !op.Pending && op.Return > healed {
+			after[op.Client]++
+			total++
+		}
+	}
+	for i, n := range after {
+		if n == 0 {
+			t.Errorf("client %d completed no operation in the %v after the cluster healed; its last: %s",
+				i, sc.settle, lastOperation(ops, i))
+		}
+	}
+	if total < sc.minAfterHeal {
+		t.Errorf("%d operations completed in the %v after the cluster healed, want at least %d", total, sc.settle, sc.minAfterHeal)
+	}
+	return total
+}
+
+// run issues random operations until ctx ends: Gets, Appends of values
+// unique to the client and request (so a duplicate shows), and Puts that
+// keep the values short.
+func (cl *client) run(ctx context.Context, keys int) {
+	for n := 0; ctx.Err() == nil; n++ {
+		if cl.wait(ctx, time.Duration(cl.rng.IntN(20))*time.Millisecond) != nil {
+			return
+		}
+		key := fmt.Sprintf("k%d", cl.rng.IntN(keys))
+		value := fmt.Sprintf("%d.%d ", cl.idx, n)
+		switch p := cl.rng.IntN(100); {
+		case p < 45:
+			cl.do(ctx, Input{Kind: OpGet, Key: key})
+		case p < 90:
+			cl.do(ctx, Input{Kind: OpAppend, Key: key, Value: value})
+		default:
+			cl.do(ctx, Input{Kind: OpPut, Key: key, Value: value})
+		}
+	}
+}

@@ -1,0 +1,9 @@
+package linearizability
+
+import (
+	"testing"
+
+	"github.com/bifrost-go/bifrost/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m, "github.com/bifrost-go/bifrost/linearizability") }

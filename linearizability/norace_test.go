@@ -1,0 +1,9 @@
+//go:build !race
+
+package linearizability
+
+// sizeFactor scales the scenarios' fake durations and client counts.
+const sizeFactor = 1.0
+
+// runsPerScenario is how many seeds each scenario runs by default.
+const runsPerScenario = 5
