@@ -82,7 +82,7 @@ func (c *Core) inLease() bool {
 // handlePreVote answers a pre-vote without touching term, vote or timers:
 // granting it promises nothing.
 func (c *Core) handlePreVote(m Message) {
-	grant := m.Term > c.term && c.isVoter(c.id) && c.log.isUpToDate(m.Index, m.LogTerm)
+	grant := m.Term > c.term && c.log.isUpToDate(m.Index, m.LogTerm)
 	resp := Message{Type: MsgPreVoteResp, To: m.From, Term: c.term, Reject: !grant}
 	if grant {
 		resp.Term = m.Term
@@ -93,8 +93,12 @@ func (c *Core) handlePreVote(m Message) {
 // handleVote answers a vote request of the current term. A node votes at
 // most once per term (the vote is in the hard state, persisted before the
 // answer leaves) and only for a log at least as up to date as its own.
+//
+// A node answers whether or not it is a voter in its own view: a learner
+// whose promotion has not reached it yet may be the vote a candidate
+// needs, and the candidate counts only the votes of its own voters.
 func (c *Core) handleVote(m Message) {
-	canVote := c.isVoter(c.id) && (c.vote == m.From || (c.vote == 0 && c.lead == 0))
+	canVote := c.vote == m.From || (c.vote == 0 && c.lead == 0)
 	grant := canVote && c.log.isUpToDate(m.Index, m.LogTerm)
 	if grant {
 		c.vote = m.From

@@ -184,6 +184,14 @@ func (c *Core) handleSnap(m Message) {
 		c.send(Message{Type: MsgAppResp, To: m.From, Term: c.term, Index: c.log.committed})
 		return
 	}
+	if !c.snaps.installed.IsZero() {
+		// A snapshot completed since the last Ready and is not handed out
+		// yet. Chunks of another one must not follow it in the same Ready,
+		// where the driver could not tell whose bytes they are: ask for
+		// this one again from its start, in a later Ready.
+		c.answerSnap(m.From, meta, 0, false)
+		return
+	}
 	r := c.snaps.recv
 	same := r != nil && r.meta.Same(meta) && r.total == m.SnapTotal && r.checksum == m.SnapChecksum
 	switch {

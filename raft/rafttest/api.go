@@ -87,7 +87,7 @@ func (c *Cluster) Cut(from, to uint64) {
 
 // Isolate cuts node id off from every other node, both ways.
 func (c *Cluster) Isolate(id uint64) {
-	for _, o := range c.voters {
+	for _, o := range c.ids {
 		if o != id {
 			c.net.cut[id][o], c.net.cut[o][id] = true, true
 		}
@@ -97,7 +97,7 @@ func (c *Cluster) Isolate(id uint64) {
 
 // Reconnect restores every link to and from node id.
 func (c *Cluster) Reconnect(id uint64) {
-	for _, o := range c.voters {
+	for _, o := range c.ids {
 		c.net.cut[id][o], c.net.cut[o][id] = false, false
 	}
 	c.Note("reconnected %d", id)
@@ -116,8 +116,8 @@ func (c *Cluster) Partition(groups ...[]uint64) {
 			group[id] = g
 		}
 	}
-	for _, a := range c.voters {
-		for _, b := range c.voters {
+	for _, a := range c.ids {
+		for _, b := range c.ids {
 			c.net.cut[a][b] = group[a] != group[b]
 		}
 	}
@@ -143,7 +143,7 @@ func (c *Cluster) Heal() {
 			n.syncAt = c.now
 		}
 		n.stallUntil = 0
-		if n.core == nil {
+		if n.core == nil && n.incarnation > 0 {
 			c.start(n)
 		}
 	}
@@ -246,8 +246,8 @@ func (c *Cluster) NApplied(index uint64) int {
 // node applied it.
 func (c *Cluster) AppliedData(index uint64) ([]byte, bool) {
 	for _, n := range c.nodes {
-		if n.core != nil && n.applied >= index && index <= n.disk.lastIndex() {
-			return n.disk.log[index-1].Data, true
+		if e, ok := n.disk.entry(index); ok && n.core != nil && n.applied >= index {
+			return e.Data, true
 		}
 	}
 	return nil, false
@@ -278,25 +278,115 @@ func (c *Cluster) One(data []byte, want int, maxTicks int) uint64 {
 }
 
 // CheckLiveness heals the cluster and checks that it recovers: a leader
-// within leaderTicks, then a new command applied on every node, and with
+// within leaderTicks, then a new command applied on every member, and with
 // it every command the client was told committed, within commitTicks.
 func (c *Cluster) CheckLiveness(leaderTicks, commitTicks int) {
 	c.t.Helper()
 	c.Heal()
 	c.MustRunUntil("liveness: a leader after healing", func() bool { return c.Leader() != 0 }, leaderTicks)
 	acked := c.acked
-	index := c.One(c.Command(0), len(c.nodes), commitTicks)
+	start := c.now
+	index := c.One(c.Command(0), 1, commitTicks)
 	for _, a := range acked {
 		if a.Index >= index {
 			c.Fatalf("liveness: acknowledged index %d at or after the new command's index %d", a.Index, index)
 		}
 	}
-	for _, n := range c.nodes {
-		if n.applied < index {
-			c.Fatalf("liveness: node %d applied %d, want at least %d", n.id, n.applied, index)
+	left := commitTicks - int((c.now-start)/TickUnits)
+	behind := func() []raft.Status {
+		var sts []raft.Status
+		for _, id := range c.Members() {
+			if c.Applied(id) < index {
+				sts = append(sts, c.Status(id))
+			}
 		}
+		return sts
+	}
+	if !c.RunUntil(func() bool { return len(behind()) == 0 }, max(left, 0)) {
+		voters, learners := c.Membership()
+		c.Fatalf("liveness: members (voters %v, learners %v) did not all apply index %d within %d ticks: behind %+v",
+			voters, learners, index, commitTicks, behind())
 	}
 }
+
+// Members returns the voters and learners of the configuration the
+// leader (see Leader) holds, or of the initial one if no node leads.
+func (c *Cluster) Members() []uint64 {
+	voters, learners := c.Membership()
+	return append(voters, learners...)
+}
+
+// Membership returns the voters and learners of the leader's
+// configuration (see Leader), or the initial voters if no node leads.
+func (c *Cluster) Membership() (voters, learners []uint64) {
+	if l := c.Leader(); l != 0 {
+		return c.node(l).core.Membership()
+	}
+	return c.node(1).voters, nil
+}
+
+// AddNode asks the leader to add the next spare node (Options.Spares) as
+// a learner and, if it takes the change, starts that node with empty
+// storage, knowing the leader's configuration and itself as a learner.
+// The leader promotes it once it caught up (raft.Config.PromoteLag). It
+// returns the node's id, or false if there is no leader, no spare left,
+// or the leader refused.
+func (c *Cluster) AddNode() (uint64, bool) {
+	lead := c.Leader()
+	id := uint64(len(c.ids) + 1)
+	if lead == 0 || id > uint64(len(c.nodes)) {
+		return 0, false
+	}
+	if !c.confChange(lead, raft.ConfChange{Type: raft.ConfAddLearner, NodeID: id, Addr: fmt.Sprint("sim-", id)}) {
+		return 0, false
+	}
+	n := c.node(id)
+	n.voters, n.learners = c.node(lead).core.Membership()
+	c.ids = append(c.ids, id)
+	c.start(n)
+	return id, true
+}
+
+// PromoteNode asks the leader to make learner id a voter; RemoveNode asks
+// it to remove member id, which keeps running. Each reports whether the
+// leader took the change (it commits later, or is lost with the leader).
+func (c *Cluster) PromoteNode(id uint64) bool {
+	return c.confChange(c.Leader(), raft.ConfChange{Type: raft.ConfPromoteLearner, NodeID: id})
+}
+
+// RemoveNode: see PromoteNode.
+func (c *Cluster) RemoveNode(id uint64) bool {
+	return c.confChange(c.Leader(), raft.ConfChange{Type: raft.ConfRemoveMember, NodeID: id})
+}
+
+// confChange proposes cc to node lead.
+func (c *Cluster) confChange(lead uint64, cc raft.ConfChange) bool {
+	if lead == 0 {
+		return false
+	}
+	n := c.node(lead)
+	_, _, err := n.core.ProposeConfChange(cc)
+	c.Note("%s %d proposed to %d: %v", cc.Type, cc.NodeID, lead, err)
+	if err != nil {
+		return false
+	}
+	c.events.ConfChanges++
+	c.observe(n)
+	n.proposed = true
+	return true
+}
+
+// Events counts what the cluster went through besides messages.
+type Events struct {
+	Snapshots   int // snapshots taken (Compact)
+	Installs    int // snapshots installed from a leader
+	ConfChanges int // configuration changes a leader took
+	Transfers   int // leadership transfers a leader started
+}
+
+// Events returns the counts of snapshots, installs, configuration
+// changes and transfers so far.
+func (c *Cluster) Events() Events { return c.events }
 
 // Fingerprint hashes every event of the run so far (messages sent,
 // delivered and dropped, crashes, restarts, role changes, commits): equal

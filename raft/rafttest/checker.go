@@ -3,6 +3,7 @@ package rafttest
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/bifrost-go/bifrost/raft"
 )
@@ -29,16 +30,25 @@ type checker struct {
 	commit      uint64
 	commitTerm  []uint64
 	commitChain []uint64
+	// terms is the term of the committed entry at each index.
+	terms []uint64
 	// applied is the replicated state machine: the hash of the entry every
-	// node must apply at each index.
-	applied []uint64
+	// node must apply at each index, and state the application state
+	// (appState) after it.
+	applied, state []uint64
 }
 
 func newChecker() checker {
 	return checker{leaderOf: map[uint64]leaderID{}, complete: map[uint64]bool{}, chains: map[logKey]uint64{}}
 }
 
-func (c *Cluster) quorum() int { return len(c.voters)/2 + 1 }
+// voters returns the voters of leader n's configuration, which decides
+// what its commit needs: with single-server changes a quorum of it
+// overlaps a quorum of the configuration before it.
+func (n *node) confVoters() []uint64 {
+	v, _ := n.core.Membership()
+	return v
+}
 
 // observe checks n's status after an input or an Advance: term and commit
 // index never go back, the applied index is what the simulator applied,
@@ -56,6 +66,11 @@ func (c *Cluster) observe(n *node) {
 		c.Fatalf("node %d: commit index went back from %d to %d", n.id, n.commit, st.Commit)
 	case st.Applied != n.applied:
 		c.Fatalf("node %d: Status().Applied = %d, the simulator applied %d", n.id, st.Applied, n.applied)
+	}
+	if n.role == raft.RoleLeader && st.Role != raft.RoleLeader && st.Term == n.term && st.Commit > c.check.commit {
+		// It committed as leader, then stepped down at once: a leader
+		// whose own removal committed.
+		c.leaderCommitted(n, st)
 	}
 	if st.Role != n.role || st.Term != n.term {
 		c.trace.add(event{at: c.now, kind: evRole, node: n.id, role: st.Role, a: st.Term})
@@ -76,7 +91,7 @@ func (c *Cluster) checkLeader(n *node, st raft.Status) {
 	// single voter can lead without persisting the term first (a candidate
 	// persists before it asks for votes, which checkSend enforces), and no
 	// one else heard from it.
-	forgotten := ok && prev.id == n.id && n.disk.hs.Term < st.Term && len(c.voters) == 1
+	forgotten := ok && prev.id == n.id && n.disk.hs.Term < st.Term && len(n.confVoters()) == 1
 	if ok && prev != me && !forgotten {
 		c.Fatalf("election safety: node %d (incarnation %d) and node %d (incarnation %d) both led term %d",
 			prev.id, prev.incarnation, n.id, n.incarnation, st.Term)
@@ -116,18 +131,19 @@ func (c *Cluster) leaderCommitted(n *node, st raft.Status) {
 		if !ok {
 			c.Fatalf("leader %d committed index %d, which it never wrote", n.id, i)
 		}
-		replicas := 0
-		for _, m := range c.nodes {
-			if m.disk.term(i) == t {
+		replicas, voters := 0, n.confVoters()
+		for _, id := range voters {
+			if c.node(id).disk.term(i) == t {
 				replicas++
 			}
 		}
-		if replicas < c.quorum() {
-			c.Fatalf("leader %d committed index %d (term %d) durable on only %d nodes, quorum is %d",
-				n.id, i, t, replicas, c.quorum())
+		if replicas < len(voters)/2+1 {
+			c.Fatalf("leader %d committed index %d (term %d) durable on only %d of the voters %v",
+				n.id, i, t, replicas, voters)
 		}
 		c.check.commitTerm = append(c.check.commitTerm, st.Term)
 		c.check.commitChain = append(c.check.commitChain, chain)
+		c.check.terms = append(c.check.terms, t)
 	}
 	c.check.commit = st.Commit
 	c.trace.add(event{at: c.now, kind: evCommit, node: n.id, a: st.Commit, b: st.Term})
@@ -162,9 +178,10 @@ func (c *Cluster) checkReady(n *node, rd *raft.Ready) {
 		}
 	}
 	if len(rd.Entries) > 0 {
-		first := rd.Entries[0].Index
-		if first == 0 || first > n.disk.lastIndex()+1 {
-			c.Fatalf("node %d: Ready.Entries start at %d, the log ends at %d", n.id, first, n.disk.lastIndex())
+		// The log goes on after a snapshot the Ready installs.
+		last := max(n.disk.lastIndex(), rd.Snapshot.Index)
+		if first := rd.Entries[0].Index; first == 0 || first > last+1 {
+			c.Fatalf("node %d: Ready.Entries start at %d, the log ends at %d", n.id, first, last)
 		}
 	}
 }
@@ -189,8 +206,13 @@ func (c *Cluster) checkSend(n *node, m *raft.Message) {
 			n.id, hs.Term, hs.Vote, formatMsg(m, 0))
 	case m.Type == raft.MsgAppResp && !m.Reject:
 		c.checkAck(n, m)
+	case (m.Type == raft.MsgVote || m.Type == raft.MsgPreVote) && !slices.Contains(n.confVoters(), n.id):
+		c.Fatalf("node %d campaigns but is no voter in its configuration %v: %s", n.id, n.confVoters(), formatMsg(m, 0))
 	case m.Type == raft.MsgApp:
 		c.checkBatch(n, m)
+	case m.Type == raft.MsgSnapResp && m.SnapDone && n.disk.snap.Index < m.Index && n.disk.hs.Commit < m.Index:
+		c.Fatalf("node %d acknowledged snapshot %d before persisting it (disk: snapshot %d, commit %d)",
+			n.id, m.Index, n.disk.snap.Index, n.disk.hs.Commit)
 	}
 }
 
@@ -247,6 +269,9 @@ func (c *Cluster) checkAck(n *node, m *raft.Message) {
 // committed entry is overwritten, and that term, vote and commit never go
 // back on disk, across restarts.
 func (c *Cluster) save(n *node, rd *raft.Ready, torn bool) {
+	if !rd.Snapshot.IsZero() {
+		c.installSnapshot(n, rd.Snapshot)
+	}
 	if len(rd.Entries) > 0 {
 		c.saveEntries(n, rd.Entries, torn)
 	}
@@ -324,7 +349,7 @@ func (c *Cluster) apply(n *node, ents []raft.Entry) {
 			c.Fatalf("node %d applied index %d, no leader committed past %d", n.id, e.Index, c.check.commit)
 		case e.Index > n.disk.hs.Commit:
 			c.Fatalf("node %d applied index %d beyond its persisted commit %d", n.id, e.Index, n.disk.hs.Commit)
-		case n.disk.term(e.Index) != e.Term || entryHash(e) != entryHash(&n.disk.log[e.Index-1]):
+		case !n.onDisk(e):
 			c.Fatalf("node %d applied index %d term %d, which is not the entry in its durable log", n.id, e.Index, e.Term)
 		case n.disk.chainAt(e.Index) != c.check.commitChain[e.Index-1]:
 			c.Fatalf("node %d applied index %d term %d, which is not the entry the leader committed", n.id, e.Index, e.Term)
@@ -333,18 +358,26 @@ func (c *Cluster) apply(n *node, ents []raft.Entry) {
 	}
 }
 
+// onDisk reports whether e is the entry n's durable log holds.
+func (n *node) onDisk(e *raft.Entry) bool {
+	d, ok := n.disk.entry(e.Index)
+	return ok && d.Term == e.Term && entryHash(e) == entryHash(d)
+}
+
 func (c *Cluster) applyOne(n *node, e *raft.Entry) {
 	h := entryHash(e)
+	n.state = appState(n.state, e)
 	switch {
 	case e.Index <= uint64(len(c.check.applied)):
-		if c.check.applied[e.Index-1] != h {
+		if c.check.applied[e.Index-1] != h || c.check.state[e.Index-1] != n.state {
 			c.Fatalf("state machine safety: node %d applied a different entry at index %d (term %d)", n.id, e.Index, e.Term)
 		}
 	default:
 		c.check.applied = append(c.check.applied, h)
+		c.check.state = append(c.check.state, n.state)
 	}
 	n.applied = e.Index
-	n.disk.applied = e.Index
+	n.disk.applied, n.disk.state = e.Index, n.state
 	c.answer(n, e)
 }
 

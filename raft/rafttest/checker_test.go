@@ -55,6 +55,12 @@ func TestCheckerCatchesBugs(t *testing.T) {
 			want: "",
 		},
 		{
+			// The application snapshots a state it never had.
+			name:  "bad-snapshot",
+			setup: func(c *Cluster) { c.badSnap = true },
+			want:  "restored snapshot",
+		},
+		{
 			// Entry data corrupted on the way to node 2.
 			name: "corrupt-entries",
 			setup: func(c *Cluster) {

@@ -1,6 +1,7 @@
 package rafttest
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 
@@ -35,6 +36,18 @@ type Options struct {
 	// (Applied 0), so the core must hand every committed entry out again.
 	// By default the state machine is durable and resumes where it was.
 	VolatileApp bool
+	// SnapshotEvery makes every node snapshot its state and compact its
+	// log (raft.Core.Compact) whenever it applied this many entries since
+	// its newest snapshot. Zero: only when Snapshot is called.
+	SnapshotEvery int
+	// SnapshotChunkBytes is the size of the snapshot chunks leaders send
+	// to followers that need a snapshot. Default 16, so that snapshots
+	// span several chunks.
+	SnapshotChunkBytes int
+	// Spares is the number of nodes, with ids Nodes+1 to Nodes+Spares,
+	// that are not members at first and not running: AddNode starts one
+	// as a learner with empty storage.
+	Spares int
 	// TraceEvents is how many recent events a failure report shows.
 	// Default 80.
 	TraceEvents int
@@ -55,21 +68,22 @@ type Ack struct {
 // invariant checks; the first violation fails the test with the seed and
 // a trace of the last events. A Cluster is not safe for concurrent use.
 type Cluster struct {
-	t      TB
-	opts   Options
-	rng    *rand.Rand
-	now    Time
-	nodes  []*node // nodes[i] has id i+1
-	voters []uint64
-	net    network
-	stats  counters
-	trace  trace
-	check  checker
-	acked  []Ack
+	t     TB
+	opts  Options
+	rng   *rand.Rand
+	now   Time
+	nodes []*node  // nodes[i] has id i+1, spares included
+	ids   []uint64 // the nodes ever started: members, removed nodes and nodes joining
+	net   network
+	stats counters
+	trace trace
+	check checker
+	acked []Ack
 	// maxAcked is the highest index acknowledged to the client: a read
 	// that begins now must see it.
 	maxAcked uint64
 	cmds     uint64 // proposals made, for unique command data
+	events   Events
 	reads    reads
 
 	// Deliberate bugs, set only by the package's own tests to check that
@@ -77,6 +91,7 @@ type Cluster struct {
 	tamper  func(m *raft.Message) // rewrites every message delivered
 	amnesia bool                  // restarts from an empty disk
 	hasty   bool                  // sends AfterPersist before persisting
+	badSnap bool                  // snapshots a state other than the applied one
 }
 
 // node is one member: its core (nil while crashed) and its disk.
@@ -87,6 +102,15 @@ type node struct {
 	incarnation int
 	disk        disk
 	applied     uint64 // the state machine's applied index in this incarnation
+	state       uint64 // the state machine's state (appState) at applied
+	recv        []byte // a snapshot arriving from the leader, in memory
+	whole       []byte // the snapshot the Ready being written installs
+	// sending holds, by follower, the snapshot a transfer to it started
+	// with (see raft.Ready.SnapshotRequests).
+	sending map[uint64]heldSnapshot
+	// voters and learners are the configuration the node was first
+	// started with (raft.Config.Voters and Learners), for restarts.
+	voters, learners []uint64
 	// Last status seen in this incarnation, to check monotonicity.
 	term, commit uint64
 	role         raft.Role
@@ -115,17 +139,20 @@ func NewCluster(t TB, opts Options) *Cluster {
 		t:     t,
 		opts:  opts,
 		rng:   rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
-		net:   newNetwork(opts.Nodes),
+		net:   newNetwork(opts.Nodes + opts.Spares),
 		trace: newTrace(opts.TraceEvents),
 		check: newChecker(),
 	}
 	c.net.faults = opts.Faults.normalized()
 	for i := range opts.Nodes {
-		c.voters = append(c.voters, uint64(i+1))
+		c.ids = append(c.ids, uint64(i+1))
 	}
-	for _, id := range c.voters {
-		n := &node{id: id, phase: Time(c.rng.IntN(int(TickUnits)))}
-		c.nodes = append(c.nodes, n)
+	for i := range opts.Nodes + opts.Spares {
+		c.nodes = append(c.nodes, &node{id: uint64(i + 1), phase: Time(c.rng.IntN(int(TickUnits)))})
+	}
+	for _, id := range c.ids {
+		n := c.node(id)
+		n.voters = c.IDs()
 		c.start(n)
 	}
 	return c
@@ -137,8 +164,10 @@ func (c *Cluster) Seed() uint64 { return c.opts.Seed }
 // Now returns the simulated time.
 func (c *Cluster) Now() Time { return c.now }
 
-// IDs returns the ids of all members, in order.
-func (c *Cluster) IDs() []uint64 { return append([]uint64(nil), c.voters...) }
+// IDs returns the ids of every node started so far, in order: the
+// initial members, those added (AddNode) and those removed, which keep
+// running.
+func (c *Cluster) IDs() []uint64 { return append([]uint64(nil), c.ids...) }
 
 // ElectionTicks returns the configured election timeout in ticks.
 func (c *Cluster) ElectionTicks() int {
@@ -253,12 +282,14 @@ func (c *Cluster) handleReady(n *node, rd raft.Ready) {
 	c.checkReady(n, &rd)
 	c.checkReads(n, rd.ReadStates)
 	c.send(n, rd.Messages)
+	c.sendSnapshots(n, rd.SnapshotRequests)
+	c.storeChunks(n, &rd)
 	if c.hasty {
 		c.send(n, rd.AfterPersist)
 		rd.AfterPersist = nil
 	}
 	n.writing = &rd
-	writes := rd.HardStateChanged || len(rd.Entries) > 0
+	writes := rd.HardStateChanged || len(rd.Entries) > 0 || !rd.Snapshot.IsZero()
 	if writes && c.net.faults.TornWrite > 0 && c.rng.Float64() < c.net.faults.TornWrite {
 		c.down(n, event{kind: evCrash})
 		return
@@ -286,9 +317,13 @@ func (c *Cluster) synced(n *node) {
 		c.checkCompleteness(n, rd.Term)
 	}
 	c.send(n, rd.AfterPersist)
+	if !rd.Snapshot.IsZero() {
+		c.restoreApp(n)
+	}
 	c.apply(n, rd.Committed)
 	n.core.Advance(*rd)
 	c.observe(n)
+	c.maybeSnapshot(n)
 }
 
 // tornWrite keeps a random prefix of the unsynced writes of a node that
@@ -298,13 +333,21 @@ func (c *Cluster) synced(n *node) {
 func (c *Cluster) tornWrite(n *node) string {
 	rd := n.writing
 	n.writing = nil
+	// A snapshot is written first: without it, nothing after it survives.
+	keepSnap := !rd.Snapshot.IsZero() && c.rng.IntN(2) == 0
 	k := c.rng.IntN(len(rd.Entries) + 1)
-	keepHS := rd.HardStateChanged && k == len(rd.Entries) && c.rng.IntN(2) == 0
+	if !rd.Snapshot.IsZero() && !keepSnap {
+		k = 0
+	}
+	keepHS := rd.HardStateChanged && k == len(rd.Entries) && c.rng.IntN(2) == 0 && (keepSnap || rd.Snapshot.IsZero())
 	part := *rd
 	part.Entries = rd.Entries[:k]
 	part.HardStateChanged = keepHS
+	if !keepSnap {
+		part.Snapshot = raft.SnapshotMeta{}
+	}
 	c.save(n, &part, true)
-	return fmt.Sprintf("kept %d of %d unsynced entries, hard state change kept=%v", k, len(rd.Entries), keepHS)
+	return fmt.Sprintf("kept %d of %d unsynced entries, hard state change kept=%v, snapshot kept=%v", k, len(rd.Entries), keepHS, keepSnap)
 }
 
 // send checks and puts messages on the wire, subject to the faults.
@@ -379,7 +422,14 @@ func (c *Cluster) deliver(env *envelope) {
 	}
 	c.stats.dlv++
 	c.trace.addMsg(c.now, evDeliver, &m, "")
-	if err := to.core.Step(m); err != nil {
+	err := to.core.Step(m)
+	if errors.Is(err, raft.ErrUnknownPeer) {
+		// From or to a node outside the configuration (a removed node,
+		// or one that joins): refused, as a driver would drop it.
+		c.trace.addMsg(c.now, evDrop, &m, "not a member")
+		return
+	}
+	if err != nil {
 		c.Fatalf("node %d: Step(%s): %v", to.id, formatMsg(&m, len(m.Entries)), err)
 	}
 	c.afterInput(to)
@@ -390,19 +440,23 @@ func (c *Cluster) start(n *node) {
 	if c.amnesia && n.incarnation > 0 {
 		n.disk = disk{}
 	}
-	applied := n.disk.applied
 	if c.opts.VolatileApp {
-		applied = 0
+		n.disk.applied, n.disk.state = 0, 0
+	}
+	n.applied, n.state = n.disk.applied, n.disk.state
+	if n.disk.snap.Index > n.applied {
+		c.restoreApp(n)
 	}
 	cfg := c.opts.Config
-	cfg.ID, cfg.Voters, cfg.Seed = n.id, c.IDs(), c.rng.Uint64()
-	cfg.HardState, cfg.Entries, cfg.Applied = n.disk.hs, n.disk.entries(), applied
+	cfg.ID, cfg.Voters, cfg.Learners, cfg.Seed = n.id, n.voters, n.learners, c.rng.Uint64()
+	cfg.HardState, cfg.Entries, cfg.Applied = n.disk.hs, n.disk.entries(), n.applied
+	cfg.Snapshot = n.disk.snap
 	core, err := raft.New(cfg)
 	if err != nil {
 		c.Fatalf("node %d: raft.New: %v", n.id, err)
 	}
-	n.core, n.applied, n.pending = core, applied, map[uint64]proposal{}
-	n.disk.applied = applied
+	n.core, n.pending, n.sending, n.recv = core, map[uint64]proposal{}, map[uint64]heldSnapshot{}, nil
+	n.whole = nil
 	n.incarnation++
 	st := core.Status()
 	n.term, n.commit, n.role = st.Term, st.Commit, st.Role

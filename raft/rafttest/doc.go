@@ -5,9 +5,9 @@
 //
 // # The simulator
 //
-// A Cluster holds Options.Nodes raft.Core values, a simulated clock and
-// network, a simulated disk per node and a client, all driven by one
-// goroutine. Every random choice comes from one PCG stream seeded by
+// A Cluster holds Options.Nodes raft.Core values (and Options.Spares
+// that may join), a simulated clock and network, a simulated disk per
+// node and a client, all driven by one goroutine. Every random choice comes from one PCG stream seeded by
 // Options.Seed (each core's election timeouts included), and nothing reads
 // the wall clock, so the same seed and the same calls replay the same run,
 // event for event.
@@ -48,8 +48,28 @@
 //	c.CheckLiveness(300, 300)         // heal; a leader, then everything applied everywhere
 //
 // Message counts by type and bytes are in Stats (ResetStats between
-// phases). Snapshots (raft.Core.Compact) are not driven by the simulator
-// yet.
+// phases).
+//
+// # Snapshots and membership
+//
+// The application's state is a hash of every entry it applied; a
+// snapshot is that state and its index, encoded. A node snapshots when
+// Snapshot is called or every Options.SnapshotEvery applied entries:
+// the snapshot is stored durably, raft.Core.Compact drops the log before
+// it and the simulated disk compacts too. A leader serves
+// Ready.SnapshotRequests with chunks of Options.SnapshotChunkBytes from
+// the snapshot each transfer started with; a follower stores
+// Ready.SnapshotChunks and makes Ready.Snapshot durable with the Ready's
+// other writes (a crash may keep it and lose what follows, never the
+// reverse), then restores its application from the bytes. Restarts start
+// from snapshot plus log.
+//
+// Options.Spares nodes exist outside the group: AddNode asks the leader
+// to add one as a learner and starts it with empty storage; the leader
+// promotes it once it caught up (raft.Config.PromoteLag), or PromoteNode
+// asks. RemoveNode removes a member, which keeps running, so the checks
+// see whether it can disrupt the rest. IDs lists every node started,
+// Members the leader's configuration.
 //
 // # Invariants
 //
@@ -74,10 +94,18 @@
 //     acknowledgement against the leader's own log);
 //   - truncation only on a real conflict; MsgApp within the batch limits;
 //   - linearizable reads: a read index covers every write acknowledged
-//     before the read began and never passes the commit index.
+//     before the read began and never passes the commit index;
+//   - snapshots: a snapshot installed covers only committed entries, its
+//     term is the committed entry's, the applied index never goes back
+//     (installs included), and the state restored from a snapshot, taken
+//     or installed, equals the state every node had at its index;
+//   - quorums are counted among the voters of the committing leader's
+//     configuration (raft.Core.Membership), which with single-server
+//     changes overlaps a quorum of the one before; a node campaigns only
+//     as a voter of its own configuration.
 //
 // CheckLiveness heals the cluster and then requires a leader, and a new
-// command applied on every node (with it every acknowledged command),
+// command applied on every member (with it every acknowledged command),
 // within the given bounds.
 //
 // A violation fails the test with the seed, the simulated time and the
@@ -87,7 +115,10 @@
 //
 // TestRandomSchedules runs one random schedule per seed: a random cluster
 // size and core configuration, a fault phase mixing everything above while
-// the client proposes, then CheckLiveness. By default it runs 1000 seeds
+// the client proposes, reads, asks for transfers, snapshots and adds and
+// removes learners, then CheckLiveness. With -voterchanges it also
+// promotes learners and removes voters (off by default until
+// TestCoreBug_RefusesLeaderOutsideConfiguration is fixed). By default it runs 1000 seeds
 // (100 under the race detector, 100 with -short) on every CPU. A failing
 // seed prints the command that replays it alone:
 //

@@ -81,6 +81,7 @@ func (c *Cluster) TransferLeadership(to uint64) bool {
 		return false
 	}
 	c.Note("leader %d transfers leadership to %d", lead, to)
+	c.events.Transfers++
 	c.observe(n)
 	n.proposed = true
 	return true

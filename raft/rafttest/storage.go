@@ -8,9 +8,20 @@ import (
 // Writes of a Ready become durable together at a sync point; a crash
 // between write and sync keeps only a prefix of them (see Faults.TornWrite).
 type disk struct {
-	hs    raft.HardState
-	log   []raft.Entry // log[i] holds index i+1
-	chain []uint64     // chain[i] hashes log[0..i]: equal chains mean equal prefixes
+	hs raft.HardState
+	// log holds the entries after the snapshot: log[i] holds index
+	// snap.Index+i+1. terms and chain cover every index from 1, compacted
+	// or not, so the checks can compare prefixes across snapshots.
+	log   []raft.Entry
+	terms []uint64 // terms[i] is the term of index i+1
+	chain []uint64 // chain[i] hashes entries 1..i+1: equal chains mean equal prefixes
+	// snap and snapData are the newest durable snapshot (taken or
+	// installed): the application state at snap.Index, encoded.
+	snap     raft.SnapshotMeta
+	snapData []byte
+	// state is the durable application state (a hash of every entry
+	// applied, see appState) at applied.
+	state uint64
 	// votes is every vote hs ever recorded, by term: a node may repeat a
 	// vote after moving on to a later term.
 	votes map[uint64]uint64
@@ -20,14 +31,22 @@ type disk struct {
 	applied uint64
 }
 
-func (d *disk) lastIndex() uint64 { return uint64(len(d.log)) }
+func (d *disk) lastIndex() uint64 { return uint64(len(d.chain)) }
 
 // term returns the term of the entry at index i, or 0 if there is none.
 func (d *disk) term(i uint64) uint64 {
 	if i == 0 || i > d.lastIndex() {
 		return 0
 	}
-	return d.log[i-1].Term
+	return d.terms[i-1]
+}
+
+// entry returns the entry at index i, if the log (not the snapshot) holds it.
+func (d *disk) entry(i uint64) (*raft.Entry, bool) {
+	if i <= d.snap.Index || i > d.lastIndex() {
+		return nil, false
+	}
+	return &d.log[i-d.snap.Index-1], true
 }
 
 // chainAt returns the prefix hash up to index i (0 for the empty prefix).
@@ -41,16 +60,45 @@ func (d *disk) chainAt(i uint64) uint64 {
 // append replaces the log from ents[0].Index on with ents, as the Ready
 // contract says, and returns the first index written.
 func (d *disk) append(ents []raft.Entry) {
+	for len(ents) > 0 && ents[0].Index <= d.snap.Index {
+		ents = ents[1:] // covered by the snapshot, and committed: the same
+	}
+	if len(ents) == 0 {
+		return
+	}
 	first := ents[0].Index
-	d.log = d.log[:first-1]
+	d.log = d.log[:first-1-d.snap.Index]
 	d.chain = d.chain[:first-1]
+	d.terms = d.terms[:first-1]
 	for _, e := range ents {
 		d.chain = append(d.chain, chainHash(d.chainAt(e.Index-1), &e))
+		d.terms = append(d.terms, e.Term)
 		d.log = append(d.log, e)
 	}
 }
 
-// entries returns a copy of the durable log for a restart.
+// compact drops the log up to the snapshot the node just took at meta.
+func (d *disk) compact(meta raft.SnapshotMeta, data []byte) {
+	d.log = append([]raft.Entry(nil), d.log[meta.Index-d.snap.Index:]...)
+	d.snap, d.snapData = meta, data
+}
+
+// install makes a snapshot received from the leader durable: the log
+// goes on after it if it agrees at the snapshot's index, else it restarts
+// there, with the committed terms and chain hashes up to it.
+func (d *disk) install(meta raft.SnapshotMeta, data []byte, terms, chain []uint64) {
+	if meta.Index <= d.lastIndex() && d.term(meta.Index) == meta.Term && meta.Index >= d.snap.Index {
+		d.log = append([]raft.Entry(nil), d.log[meta.Index-d.snap.Index:]...)
+	} else {
+		d.log = nil
+		d.terms = append([]uint64(nil), terms[:meta.Index]...)
+		d.chain = append([]uint64(nil), chain[:meta.Index]...)
+	}
+	d.snap, d.snapData = meta, data
+}
+
+// entries returns a copy of the durable log after the snapshot, for a
+// restart.
 func (d *disk) entries() []raft.Entry {
 	return append([]raft.Entry(nil), d.log...)
 }

@@ -123,6 +123,8 @@ func formatMsg(m *raft.Message, entries int) string {
 		if m.Reject {
 			s += fmt.Sprintf(" REJECT hint=%d logterm=%d", m.RejectHint, m.LogTerm)
 		}
+	case raft.MsgSnap, raft.MsgSnapResp:
+		s += fmt.Sprintf(" snap=%d/%d offset=%d len=%d total=%d done=%v", m.Index, m.LogTerm, m.SnapOffset, len(m.SnapData), m.SnapTotal, m.SnapDone)
 	case raft.MsgHeartbeat:
 		s += fmt.Sprintf(" commit=%d", m.Commit)
 		if m.Context != 0 {
