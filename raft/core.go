@@ -525,13 +525,6 @@ func (c *Core) accepts(m Message) bool {
 	switch m.Type {
 	case MsgPreVote, MsgPreVoteResp, MsgVote, MsgVoteResp:
 		return c.isVoter(m.From)
-	case MsgApp, MsgHeartbeat, MsgSnap:
-		// Only a leader sends these, a term has one leader, and that leader
-		// may be missing from this node's configuration: the change that
-		// added it may not have reached this node, or an uncommitted
-		// removal in this log may have dropped it (thesis 4.1). Refusing it
-		// would leave this node behind for good.
-		return c.isMember(m.From) || m.Term >= c.term
 	}
 	return c.isMember(m.From) || m.From == c.lead && m.Term == c.term
 }

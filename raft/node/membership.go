@@ -56,6 +56,11 @@ func (n *Node) PromoteLearner(ctx context.Context, id uint64) error {
 // RemoveMember removes node id, a learner or a voter, and waits until the
 // change is applied on this node, which must lead. A leader that removes
 // itself leads until the change commits, then steps down.
+//
+// A removed member must never be started again on its old storage: a
+// majority of an old configuration, restarted with logs that predate
+// their removal, could elect a leader among themselves. Wipe its data or
+// give it a new id.
 func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 	return n.changeConf(ctx, raft.ConfChange{Type: raft.ConfRemoveMember, NodeID: id})
 }
