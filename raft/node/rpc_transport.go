@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -29,16 +30,17 @@ type RPCTransportConfig struct {
 	// MaxQueue is how many messages may wait for one peer before new ones
 	// are dropped (raft resends what matters). Default 8192.
 	MaxQueue int
-	// CallTimeout bounds one delivery call to a peer. Default 2s.
+	// CallTimeout bounds dialling a peer and writing one batch. Default 2s.
 	CallTimeout time.Duration
 	// Logger receives delivery failures at debug level. Default: discard.
 	Logger *slog.Logger
 }
 
 // RPCTransport is a Transport over package rpc. Each peer has one sender
-// goroutine that delivers queued messages in batches, one call at a time,
-// which keeps them in order; messages queued during a call ride the next
-// one, so a busy leader batches by itself. Close stops the senders.
+// goroutine that delivers queued messages in batches as one-way
+// notifications, which keeps them in order; messages queued while a batch
+// is written ride the next one, so a busy leader batches by itself. Close
+// stops the senders.
 type RPCTransport struct {
 	cfg    RPCTransportConfig
 	method *rpc.Method[batch, struct{}]
@@ -261,19 +263,22 @@ func (p *peerSender) run(ctx context.Context) {
 	}
 }
 
-// deliver makes one call carrying the batch and waits for its answer.
-// Waiting is what batches: messages queued during the round trip ride the
-// next call. (One-way notifications, rpc's Method.Notify, were measured
-// too: a little lower latency for one caller, but about half the commit
-// throughput with 64 callers, since every message then went alone.) A
-// failure drops the batch: raft resends what it needs on its next
-// heartbeat or timeout.
+// deliver sends one batch as a one-way rpc notification: the receiver
+// handles the notifications of a connection in order on its reader, and
+// nothing comes back, which halves the system calls of a round trip. The
+// sender then yields once, so that the driver's next messages gather into
+// the next batch instead of going one by one. Measured against a call per
+// batch that waits for its answer (bench/peers, same run): 20% lower
+// latency for one caller, about the same with 64 callers on memory
+// storage, 1.7x the commits/s with 64 callers on the WAL. A failure drops
+// the batch: raft resends what it needs on its next heartbeat or timeout.
 func (p *peerSender) deliver(ctx context.Context, b batch) {
 	ctx, cancel := context.WithTimeout(ctx, p.t.cfg.CallTimeout)
 	defer cancel()
 	c, err := p.t.cfg.Pool.Client(ctx, p.addr)
 	if err == nil {
-		_, err = p.t.method.Call(ctx, c, b)
+		err = p.t.method.Notify(ctx, c, b)
+		runtime.Gosched()
 	}
 	if err != nil && ctx.Err() == nil {
 		p.t.cfg.Logger.Debug("raft transport", "to", p.id, "messages", len(b), "err", err)
