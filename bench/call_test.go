@@ -55,7 +55,7 @@ func runCalls(b *testing.B, n int, echo echoFunc) {
 	wg.Wait()
 }
 
-// listen returns a loopback listener closed when b ends.
+// listen returns a loopback listener; the server given it closes it.
 func listen(b *testing.B) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

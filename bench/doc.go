@@ -1,6 +1,8 @@
-// Package bench holds the project's end-to-end benchmarks: whole calls
-// through real sockets, compared with the standard library in the same
-// run. It has no code of its own; run it with
+// Package bench holds the project's end-to-end benchmarks through real
+// sockets: RPC calls against the standard library's net/rpc in the same
+// run (BenchmarkCall), reads against commands on one raft group
+// (BenchmarkReads) and snapshot install (BenchmarkSnapshotInstall). It has
+// no code of its own; run it with
 //
 //	go test -run XXX -bench . -benchmem ./bench/
 //

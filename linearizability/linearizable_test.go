@@ -240,7 +240,7 @@ func runInBubble(t *testing.T, sc scenario, seed uint64) run {
 	c.waitLeader(5 * time.Second)
 	h := &History{}
 	clients, stopClients := startClients(t, c, h, sc)
-	n := &nemesis{t: t, c: c, h: h, sc: sc, clients: sc.clients,
+	n := &nemesis{t: t, c: c, h: h, clients: sc.clients,
 		rng: rand.New(rand.NewPCG(seed, 0x6e656d)), until: time.Now().Add(sc.phase)}
 	if sc.nemesis != nil {
 		sc.nemesis(n)

@@ -15,7 +15,6 @@ type nemesis struct {
 	t       *testing.T
 	c       *cluster
 	h       *History
-	sc      scenario
 	clients int
 	rng     *rand.Rand
 	until   time.Time

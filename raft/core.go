@@ -223,7 +223,7 @@ type Core struct {
 
 	votes    map[uint64]bool      // (pre-)candidate: answers of this round, by voter
 	progress map[uint64]*progress // leader: replication state, by follower
-	matchBuf []uint64             // leader: scratch for the commit computation
+	matchBuf []uint64             // leader: scratch for quorumValue
 
 	// Reads (read.go). reads and readsHeld belong to a leader's term.
 	reads      []readRequest // leader: accepted, waiting for their heartbeat round
@@ -439,7 +439,8 @@ type Ready struct {
 	// Advance reports them durable).
 	Messages []Message
 	// AfterPersist must be sent only once HardState and Entries are
-	// durable: vote replies, append replies, a candidate's vote requests.
+	// durable: every message but a leader's appends and heartbeats, such
+	// as vote replies, append replies and a candidate's vote requests.
 	AfterPersist []Message
 	// Committed are to be applied in order once Entries are durable. No
 	// entry is handed out twice and none is skipped.

@@ -2,7 +2,9 @@
 // (Ongaro and Ousterhout, "In Search of an Understandable Consensus
 // Algorithm", and Ongaro's thesis): leader election with pre-vote and
 // check-quorum, log replication with fast conflict backup and pipelining,
-// and the commit rule of Figure 8.
+// the commit rule of Figure 8, linearizable reads (ReadIndex and leases),
+// leadership transfer, snapshots sent in chunks, and single-server
+// membership changes with learners.
 //
 // # A value, not a service
 //
@@ -28,11 +30,15 @@
 //		}
 //		if c.HasReady() {
 //			rd := c.Ready()
-//			send(rd.Messages)                       // a leader's appends go out at once
-//			storage.Save(rd.HardState, rd.Entries)  // then fsync
-//			send(rd.AfterPersist)                   // only once durable
+//			send(rd.Messages)                         // a leader's appends go out at once
+//			sendSnapshots(rd.SnapshotRequests)        // chunks read from the driver's snapshot
+//			storage.SaveChunks(rd.SnapshotChunks)     // a snapshot arriving from the leader
+//			storage.SaveSnapshot(rd.Snapshot)         // when not zero, before the log
+//			storage.Save(rd.HardState, rd.Entries)    // then fsync
+//			send(rd.AfterPersist)                     // only once durable
+//			restore(rd.Snapshot)                      // when not zero
 //			apply(rd.Committed)
-//			answerReads(rd.ReadStates)              // once applied up to each Index
+//			answerReads(rd.ReadStates)                // once applied up to each Index
 //			c.Advance(rd)
 //		}
 //	}
@@ -48,6 +54,11 @@
 //     entry, and a node that forgets its promises after a crash can elect
 //     two leaders in one term or lose a committed entry. Entries[0] may lie
 //     at or below the last persisted index: that suffix is replaced.
+//   - SnapshotRequests are MsgSnap the driver completes from its own
+//     snapshot and sends at once. SnapshotChunks are stored, and a
+//     non-zero Snapshot made durable before HardState and Entries, since
+//     the log now continues after it; the application restores it before
+//     applying Committed.
 //   - Committed entries are applied in order, after Entries are durable.
 //     Each entry appears once; a restarted node passes the index it had
 //     applied as Config.Applied and is not handed those entries again.
@@ -61,6 +72,9 @@
 //   - Advance follows every Ready, before the next one. Step, Tick and
 //     Propose may be called between the two (a driver that persists
 //     asynchronously); whatever they produce comes in the next Ready.
+//     Such a driver drops the AfterPersist messages that Core.Stale
+//     reports once the write is durable: they speak for a term the node
+//     has left since.
 //
 // Proposals are sent from HasReady and Ready rather than from Propose, so
 // all proposals made between two Ready calls travel in one batch.
@@ -114,8 +128,9 @@
 // snapshot durable and calls Compact: the log up to that index is
 // dropped, but for Config.SnapshotCatchUpEntries entries kept for
 // followers a little behind. The snapshot's bytes stay the driver's; the
-// core knows only its SnapshotMeta. A follower that needs a compacted entry is sent the
-// snapshot instead, in chunks, one at a time: Ready.SnapshotRequests
+// core knows only its SnapshotMeta. A follower that needs a compacted
+// entry is sent the snapshot instead, in chunks, one at a time:
+// Ready.SnapshotRequests
 // names the chunk (snapshot index and offset), the driver fills in the
 // bytes, the total size and the CRC32C of the whole snapshot and sends
 // it. The follower hands each chunk to its driver (Ready.SnapshotChunks)

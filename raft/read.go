@@ -1,7 +1,5 @@
 package raft
 
-import "slices"
-
 // This file holds linearizable reads: ReadIndex (a heartbeat round
 // confirms leadership) and LeaseRead (a lease stands in for the round).
 
@@ -128,16 +126,7 @@ func (c *Core) flushReads() {
 // confirmedRound is the highest heartbeat round a quorum answered, the
 // leader (which answers its own rounds at once) included.
 func (c *Core) confirmedRound() uint64 {
-	c.matchBuf = c.matchBuf[:0]
-	for _, id := range c.voters {
-		if id == c.id {
-			c.matchBuf = append(c.matchBuf, c.round)
-		} else {
-			c.matchBuf = append(c.matchBuf, c.progress[id].ackedRound)
-		}
-	}
-	slices.Sort(c.matchBuf)
-	return c.matchBuf[len(c.matchBuf)-c.quorum()]
+	return c.quorumValue(c.round, func(pr *progress) uint64 { return pr.ackedRound })
 }
 
 // serveRead answers a read with index (0: refused): in this node's Ready

@@ -79,24 +79,30 @@ func (c *Core) bcastHeartbeat() {
 // maybeCommit raises the commit index to the highest index a quorum holds,
 // counting the leader's own log only as far as it is durable. It commits
 // only an entry of the current term (Figure 8); earlier ones commit with
-// it. It reports whether the commit index moved.
-func (c *Core) maybeCommit() bool {
-	c.matchBuf = c.matchBuf[:0]
-	for _, id := range c.voters {
-		if id == c.id {
-			c.matchBuf = append(c.matchBuf, c.log.stable)
-		} else {
-			c.matchBuf = append(c.matchBuf, c.progress[id].match)
-		}
-	}
-	slices.Sort(c.matchBuf)
-	n := c.matchBuf[len(c.matchBuf)-c.quorum()]
+// it.
+func (c *Core) maybeCommit() {
+	n := c.quorumValue(c.log.stable, func(pr *progress) uint64 { return pr.match })
 	if n <= c.log.committed || !c.log.matchTerm(n, c.term) {
-		return false
+		return
 	}
 	c.log.commitTo(n)
 	c.maybeStepDownRemoved()
-	return true
+}
+
+// quorumValue returns the highest value that a quorum of voters has
+// reached: self for this node, of(progress) for the others. Commit and
+// read confirmation both rest on it.
+func (c *Core) quorumValue(self uint64, of func(*progress) uint64) uint64 {
+	c.matchBuf = c.matchBuf[:0]
+	for _, id := range c.voters {
+		if id == c.id {
+			c.matchBuf = append(c.matchBuf, self)
+		} else {
+			c.matchBuf = append(c.matchBuf, of(c.progress[id]))
+		}
+	}
+	slices.Sort(c.matchBuf)
+	return c.matchBuf[len(c.matchBuf)-c.quorum()]
 }
 
 // handleAppend is the follower's side of MsgApp from the leader of the

@@ -144,14 +144,10 @@ func (c *Client) notify(ctx context.Context, service, method uint64, payload []b
 		return err
 	}
 	h := header{kind: kindNotify, service: service, method: method, deadline: deadlineOf(ctx)}
-	err = c.w.writeFrame(h, payload, c.inflight.Load() > 0)
-	if err != nil && !errors.Is(err, ErrFrameTooLarge) {
-		c.fail(err)
-		c.mu.Lock()
-		err = c.err
-		c.mu.Unlock()
+	if err := c.w.writeFrame(h, payload, c.inflight.Load() > 0); err != nil {
+		return c.sendError(err)
 	}
-	return err
+	return nil
 }
 
 // register gives cl a request id and records it as pending.
@@ -167,15 +163,24 @@ func (c *Client) register(cl *call) (uint64, error) {
 	return c.nextID, nil
 }
 
-// writeFailed cleans up after a request that could not be written: too
-// large (nothing was sent) or a broken connection (which is closed).
+// writeFailed cleans up after a request that could not be written.
 func (c *Client) writeFailed(cl *call, id uint64, err error) error {
-	if !errors.Is(err, ErrFrameTooLarge) {
-		c.fail(err)
-		err = c.err
-	}
+	err = c.sendError(err)
 	c.abandon(cl, id)
 	return err
+}
+
+// sendError turns a failed frame write into the caller's error. A frame
+// too large was not sent and leaves the client working; any other error
+// means a broken connection, which is closed.
+func (c *Client) sendError(err error) error {
+	if errors.Is(err, ErrFrameTooLarge) {
+		return err
+	}
+	c.fail(err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // wait waits for the answer to request id, or for ctx to end, in which

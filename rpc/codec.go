@@ -129,8 +129,9 @@ func gobCodec[T any]() codec[T] {
 // allocate in the steady state. Buffers above maxSpareBuffer are dropped.
 type scratchPool struct{ p sync.Pool }
 
-// encode returns the payload for v and the scratch buffer holding it, to
-// be handed back with put once the payload has been written.
+// encodeScratch returns the payload for v and the scratch buffer holding
+// it (nil for a raw codec), to be handed back with sp.put once the
+// payload has been written.
 func (c codec[T]) encodeScratch(sp *scratchPool, v T) ([]byte, *[]byte, error) {
 	if c.raw {
 		b, err := c.encode(nil, v)

@@ -43,8 +43,8 @@
 //	length   uint32  big endian: bytes of header and payload that follow
 //	kind     uint8   1 request, 2 response, 3 error, 4 cancel, 5 notify
 //	id       uint64  request id, chosen by the client, unique among its running calls
-//	service  uint64  ServiceID of the service (requests; 0 otherwise)
-//	method   uint64  MethodID of the method (requests; 0 otherwise)
+//	service  uint64  ServiceID of the service (requests and notifies; 0 otherwise)
+//	method   uint64  MethodID of the method (requests and notifies; 0 otherwise)
 //	deadline int64   unix nanoseconds after which the caller gives up; 0 for none
 //	payload  length-33 bytes
 //
@@ -71,7 +71,9 @@
 // per connection), so a slow handler never holds up others. At most
 // Config.MaxInFlight requests run per connection; beyond that the server
 // stops reading the connection, which pushes back on the client rather
-// than failing calls. The handler's context carries the caller's
+// than failing calls. Notifications are the exception: they run one at a
+// time on the connection's reader, outside that count, so their handlers
+// must be quick. The handler's context carries the caller's
 // deadline and ends when the caller cancels (a cancel frame), the
 // connection closes or the server closes. On the client, frames from
 // concurrent callers are coalesced into few writes; a response for a

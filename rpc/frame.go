@@ -37,8 +37,8 @@ const (
 type header struct {
 	kind     kind
 	id       uint64 // request id, chosen by the client, unique per connection
-	service  uint64 // ServiceID of the service; requests only
-	method   uint64 // MethodID of the method; requests only
+	service  uint64 // ServiceID of the service; requests and notifies only
+	method   uint64 // MethodID of the method; requests and notifies only
 	deadline int64  // unix nanoseconds after which the caller gives up; 0 for none
 }
 

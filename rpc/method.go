@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 )
@@ -76,7 +77,9 @@ func (m *Method[Req, Resp]) Call(ctx context.Context, c *Client, req Req) (Resp,
 // notifications through one Client arrive in order; their handlers must
 // be quick. Notify fails only when the request cannot be sent: the
 // connection is closed (ErrClosed), the frame is too large, or ctx has
-// ended.
+// ended; through a LocalClient, the handler runs on the caller's
+// goroutine and a server that is stopping fails it with ErrShutdown or
+// ErrClosed.
 func (m *Method[Req, Resp]) Notify(ctx context.Context, c *Client, req Req) error {
 	if c.local != nil {
 		return notifyLocal(ctx, c.local, m, req)
@@ -175,10 +178,7 @@ func (s *Service) add(id uint64, e *entry) error {
 	if _, dup := old[id]; dup {
 		return ErrDuplicate
 	}
-	next := make(map[uint64]*entry, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
+	next := maps.Clone(old)
 	next[id] = e
 	s.methods.Store(&next)
 	return nil

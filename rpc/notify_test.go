@@ -90,3 +90,24 @@ func TestNotifyOnClosedClient(t *testing.T) {
 		t.Errorf("notify with an ended context: %v, want context.Canceled", err)
 	}
 }
+
+// TestCloseCancelsNotification: a notification handler waiting on its
+// context is released when the server closes, as a call's handler is.
+func TestCloseCancelsNotification(t *testing.T) {
+	started := make(chan struct{})
+	svc := NewService("waiter")
+	wait := mustRegister(t, svc, "Wait", func(ctx context.Context, _ num) (struct{}, error) {
+		close(started)
+		<-ctx.Done()
+		return struct{}{}, ctx.Err()
+	})
+	s := newTestServer(t, Config{}, svc)
+	c := dialTest(t, serveTCP(t, s), ClientConfig{})
+	if err := wait.Notify(t.Context(), c, 1); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if err := s.Close(); err != nil {
+		t.Errorf("Close = %v, want nil", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -22,8 +23,9 @@ const (
 
 // Server answers calls for the services added to it, on any number of
 // listeners. Handlers run concurrently, each call on its own goroutine,
-// so a slow call never holds up the others on its connection. A Server is
-// safe for concurrent use.
+// so a slow call never holds up the others on its connection;
+// notifications alone run in order on the connection's reader (see
+// Method.Notify). A Server is safe for concurrent use.
 type Server struct {
 	cfg      Config
 	services atomic.Pointer[map[uint64]*Service] // copy on write; read without locks
@@ -65,10 +67,7 @@ func (s *Server) AddService(svc *Service) error {
 	if _, dup := old[svc.id]; dup {
 		return fmt.Errorf("%w: service %s", ErrDuplicate, svc.name)
 	}
-	next := make(map[uint64]*Service, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
+	next := maps.Clone(old)
 	next[svc.id] = svc
 	s.services.Store(&next)
 	return nil

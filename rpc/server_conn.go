@@ -11,9 +11,10 @@ import (
 	"time"
 )
 
-// serverConn serves one connection: a reader goroutine parses frames and
-// hands requests to worker goroutines, which run handlers and write the
-// responses through a shared frameWriter.
+// serverConn serves one connection: a reader goroutine parses frames,
+// runs notifications itself and hands requests to worker goroutines,
+// which run handlers and write the responses through a shared
+// frameWriter.
 type serverConn struct {
 	srv  *Server
 	nc   net.Conn
@@ -26,6 +27,7 @@ type serverConn struct {
 
 	mu       sync.Mutex             // protects the following
 	calls    map[uint64]*serverCall // running requests by id
+	notified *serverCall            // the notification the reader is running, if any
 	draining bool                   // Shutdown: refuse new calls, close when idle
 	closed   bool
 }
@@ -119,14 +121,33 @@ func (c *serverConn) handleNotify(br *bufio.Reader, h header, n int) error {
 	}
 	e, err := c.srv.lookup(h.service, h.method)
 	if err == nil {
+		err = c.startNotify(sc)
+	}
+	if err == nil {
 		var buf *[]byte
 		_, buf, err = e.serve(sc, sc.payload)
 		e.scratch.put(buf)
+		c.mu.Lock()
+		c.notified = nil
+		c.mu.Unlock()
 	}
 	sc.cancel(context.Canceled, false)
 	if err != nil {
 		c.srv.cfg.Logger.Debug("rpc: notification failed", "remote", c.nc.RemoteAddr(), "err", err)
 	}
+	return nil
+}
+
+// startNotify records sc as the running notification, so that closing the
+// connection cancels its context as it does a call's; while the server
+// drains or closes, notifications are dropped like new calls.
+func (c *serverConn) startNotify(sc *serverCall) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining || c.closed {
+		return ErrShutdown
+	}
+	c.notified = sc
 	return nil
 }
 
@@ -282,9 +303,12 @@ func (c *serverConn) close() {
 		return
 	}
 	c.closed = true
-	calls := make([]*serverCall, 0, len(c.calls))
+	calls := make([]*serverCall, 0, len(c.calls)+1)
 	for _, sc := range c.calls {
 		calls = append(calls, sc)
+	}
+	if c.notified != nil {
+		calls = append(calls, c.notified)
 	}
 	c.mu.Unlock()
 	close(c.done)

@@ -6,18 +6,24 @@
 // it through channels. One turn of the driver:
 //
 //  1. take one input: a tick of its own ticker, a message from the
-//     transport, or a proposal (and every other message or proposal
-//     already waiting, so a burst becomes one batch);
-//  2. ask the core for a Ready and send the messages that may leave at
-//     once: a leader's appends go out while its own disk write runs, and
-//     its entries count toward the quorum only after that write;
-//  3. save the hard state and entries, which returns only once they are
-//     durable; concurrent proposals therefore share one fsync (group
-//     commit at the driver) and a WAL shares fsyncs among its callers too;
-//  4. send the messages that needed that durability: vote and append
-//     replies, a candidate's vote requests;
-//  5. apply committed entries in order and answer the proposals they
-//     settle; tell the core the Ready is done.
+//     transport, a proposal, or the end of a disk write (and every other
+//     message or proposal already waiting, so a burst becomes one batch);
+//  2. unless a write is in flight, ask the core for a Ready and send the
+//     messages that may leave at once: a leader's appends go out while
+//     its own disk write runs, and its entries count toward the quorum
+//     only after that write;
+//  3. write the hard state and entries. With a Storage that can write
+//     and sync separately (a WAL), the fsync runs on a goroutine of the
+//     node's own while the driver goes on stepping messages and
+//     proposals; those form the next Ready, so concurrent proposals
+//     share one fsync. Committed entries already durable are applied
+//     meanwhile; a change of the commit index alone is written without
+//     an fsync;
+//  4. once the write is durable, send the messages that needed it (vote
+//     and append replies, a candidate's vote requests) unless the node
+//     has since moved to a newer term, apply the rest of the committed
+//     entries in order, answer the proposals they settle, and tell the
+//     core the Ready is done.
 //
 // Propose returns the command's log index and the state machine's result
 // once the command is applied on the proposing node. A proposal whose
@@ -46,6 +52,7 @@
 // restart restores the newest snapshot and replays the log after it; the
 // applied index never goes back.
 //
-// Transports: RPCTransport sends messages over package rpc, and many
-// groups can share one rpc.Server under different service names.
+// Transports: RPCTransport sends batches of messages over package rpc as
+// one-way notifications, and many groups can share one rpc.Server under
+// different service names.
 package node

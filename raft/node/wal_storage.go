@@ -30,9 +30,9 @@ func (s walStorage) Save(hs raft.HardState, entries []raft.Entry) error {
 // compacted is the index the WAL was compacted through when it was opened.
 func (s walStorage) compacted() uint64 { return s.w.Recovered().Compacted }
 
-// Append writes without waiting for the disk: the next Save makes it
-// durable. The driver uses it for hard states that only move the commit
-// index.
+// Append writes without waiting for the disk: the next Sync or Save makes
+// it durable. The driver writes every Ready with it and syncs on its own
+// goroutine when the Ready holds entries, a term or a vote.
 func (s walStorage) Append(hs raft.HardState, entries []raft.Entry) error {
 	return s.w.Append(hs, entries)
 }

@@ -52,9 +52,7 @@ func TestRPCBytes(t *testing.T) {
 // A follower failure does not stop agreement; two of three do.
 func TestFollowerFailure(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 3, seed)
-		lead := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 3, 4*et)
+		c, lead := startCluster(t, 3, seed)
 		f := others(c, lead)
 		c.Crash(f[0])
 		c.One(c.Command(8), 2, 4*et)
@@ -76,9 +74,7 @@ func TestFollowerFailure(t *testing.T) {
 // A leader failure does not stop agreement; a second one does.
 func TestLeaderFailure(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 3, seed)
-		l1 := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 3, 4*et)
+		c, l1 := startCluster(t, 3, seed)
 		c.Crash(l1)
 		c.One(c.Command(8), 2, 6*et)
 		c.Run(et)
@@ -102,9 +98,7 @@ func TestLeaderFailure(t *testing.T) {
 // One follower down: agreement goes on; it comes back and catches up.
 func TestFailAgree(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 3, seed)
-		lead := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 3, 4*et)
+		c, lead := startCluster(t, 3, seed)
 		f := others(c, lead)[0]
 		c.Isolate(f)
 		for range 4 {
@@ -124,9 +118,7 @@ func TestFailAgree(t *testing.T) {
 // the entry proposed meanwhile either commits or is replaced.
 func TestFailNoAgree(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 5, seed)
-		lead := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 5, 4*et)
+		c, lead := startCluster(t, 5, seed)
 		f := others(c, lead)
 		c.Partition([]uint64{lead, f[0]}, []uint64{f[1]}, []uint64{f[2]}, []uint64{f[3]})
 		index, ok := c.ProposeTo(lead, c.Command(8))
@@ -149,9 +141,7 @@ func TestFailNoAgree(t *testing.T) {
 // batch.
 func TestConcurrentProposals(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 3, seed)
-		lead := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 3, 4*et)
+		c, lead := startCluster(t, 3, seed)
 		term := c.Status(lead).Term
 		c.ResetStats()
 		want := map[uint64][]byte{}
@@ -185,9 +175,7 @@ func TestConcurrentProposals(t *testing.T) {
 // rejoins, the new leader's log replaces them.
 func TestRejoinPartitionedLeader(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 3, seed)
-		l1 := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 3, 4*et)
+		c, l1 := startCluster(t, 3, seed)
 
 		c.Isolate(l1)
 		var lost []uint64
@@ -225,9 +213,7 @@ func TestRejoinPartitionedLeader(t *testing.T) {
 // starts, so the leader skips the whole term at once.
 func TestBackup(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 5, seed)
-		l1 := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 5, 4*et)
+		c, l1 := startCluster(t, 5, seed)
 
 		// Leader and one follower alone: 50 entries that never commit.
 		f := others(c, l1)
@@ -277,9 +263,7 @@ func TestBackup(t *testing.T) {
 // Message counts stay bounded: for agreement, and when idle.
 func TestMessageCounts(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 3, seed)
-		lead := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 3, 4*et)
+		c, lead := startCluster(t, 3, seed)
 		term := c.Status(lead).Term
 
 		// Agreement: a few messages per command and follower.

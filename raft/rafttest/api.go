@@ -131,8 +131,8 @@ func (c *Cluster) HealNetwork() {
 }
 
 // Heal ends every fault: all links up, a reliable network, no torn
-// writes or stalled disks, every crashed node restarted. Messages already in flight still
-// arrive, late ones late.
+// writes or stalled disks, every crashed node restarted. Messages already
+// in flight still arrive, late ones late.
 func (c *Cluster) Heal() {
 	c.net.healLinks()
 	c.net.faults = Faults{}.normalized()

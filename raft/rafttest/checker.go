@@ -42,7 +42,7 @@ func newChecker() checker {
 	return checker{leaderOf: map[uint64]leaderID{}, complete: map[uint64]bool{}, chains: map[logKey]uint64{}}
 }
 
-// voters returns the voters of leader n's configuration, which decides
+// confVoters returns the voters of leader n's configuration, which decides
 // what its commit needs: with single-server changes a quorum of it
 // overlaps a quorum of the configuration before it.
 func (n *node) confVoters() []uint64 {

@@ -94,7 +94,8 @@ type Cluster struct {
 	badSnap bool                  // snapshots a state other than the applied one
 }
 
-// node is one member: its core (nil while crashed) and its disk.
+// node is one simulated server, member or spare: its core (nil while
+// crashed or not yet started) and its disk.
 type node struct {
 	id          uint64
 	core        *raft.Core

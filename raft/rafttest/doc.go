@@ -7,10 +7,10 @@
 //
 // A Cluster holds Options.Nodes raft.Core values (and Options.Spares
 // that may join), a simulated clock and network, a simulated disk per
-// node and a client, all driven by one goroutine. Every random choice comes from one PCG stream seeded by
-// Options.Seed (each core's election timeouts included), and nothing reads
-// the wall clock, so the same seed and the same calls replay the same run,
-// event for event.
+// node and a client, all driven by one goroutine. Every random choice
+// comes from one PCG stream seeded by Options.Seed (each core's election
+// timeouts included), and nothing reads the wall clock, so the same seed
+// and the same calls replay the same run, event for event.
 //
 // Time advances in units; a node ticks every TickUnits units, each at its
 // own phase. Messages travel encoded (so the codec runs on every hop) with
@@ -118,15 +118,16 @@
 // the client proposes, reads, asks for transfers, snapshots and adds and
 // removes learners, then CheckLiveness. With -voterchanges it also
 // promotes learners and removes voters (off by default until
-// TestCoreBug_RefusesLeaderOutsideConfiguration is fixed). By default it runs 1000 seeds
-// (100 under the race detector, 100 with -short) on every CPU. A failing
-// seed prints the command that replays it alone:
+// TestRegression_RefusesLeaderOutsideConfiguration is fixed). By default
+// it runs 1000 seeds (100 under the race detector, 100 with -short) on
+// every CPU. A failing seed prints the command that replays it alone:
 //
 //	replay: go test ./raft/rafttest -run TestRandomSchedules -seed <S> -v
 //
 // Flags: -seed S runs one seed; -seeds N runs N seeds starting at
 // -firstseed (default 1); -soak runs 100000 seeds (what make soak runs,
-// with -timeout 0); -events N shows N events of a failing run's trace.
+// with -timeout 0); -events N shows N events of a failing run's trace;
+// -voterchanges adds voter changes, as above.
 //
 //	go test ./raft/rafttest -run TestRandomSchedules -soak -timeout 0
 //	go test ./raft/rafttest -run TestRandomSchedules -seeds 20000 -firstseed 500000

@@ -111,9 +111,7 @@ func TestElectionMessageCount(t *testing.T) {
 // comes back (pre-vote keeps the follower's term from growing).
 func TestDisruptiveServerRejoin(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 3, seed)
-		lead := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 3, 4*et)
+		c, lead := startCluster(t, 3, seed)
 		term := c.Status(lead).Term
 		f := others(c, lead)[0]
 		c.Isolate(f)
@@ -221,9 +219,7 @@ func TestCheckQuorumStepDown(t *testing.T) {
 func TestPromptReElection(t *testing.T) {
 	worst := 0
 	for seed := range uint64(50) {
-		c := newCluster(t, 3, seed)
-		l := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 3, 4*et)
+		c, l := startCluster(t, 3, seed)
 		c.Crash(l)
 		start := c.Now()
 		c.MustRunUntil("a new leader", func() bool { return c.Leader() != 0 }, 10*et)
@@ -240,9 +236,7 @@ func TestPromptReElection(t *testing.T) {
 // the leader stays.
 func TestDeafFollower(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 5, seed)
-		lead := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 5, 4*et)
+		c, lead := startCluster(t, 5, seed)
 		term := c.Status(lead).Term
 		deaf := others(c, lead)[0]
 		for _, id := range others(c, deaf) {

@@ -25,6 +25,16 @@ func newCluster(t *testing.T, nodes int, seed uint64) *Cluster {
 	return NewCluster(t, Options{Nodes: nodes, Seed: seed, TraceEvents: *traceFlag})
 }
 
+// startCluster is newCluster once a leader is elected and a first command
+// is applied on every node; it returns the cluster and that leader.
+func startCluster(t *testing.T, nodes int, seed uint64) (*Cluster, uint64) {
+	t.Helper()
+	c := newCluster(t, nodes, seed)
+	lead := c.WaitLeader(3 * et)
+	c.One(c.Command(8), nodes, 4*et)
+	return c, lead
+}
+
 // leaderAmong returns the leader of the highest term among ids, or 0.
 func leaderAmong(c *Cluster, ids []uint64) uint64 {
 	var lead, term uint64

@@ -20,8 +20,8 @@ func isVoter(c *Cluster, id uint64) bool {
 
 func isMember(c *Cluster, id uint64) bool { return slices.Contains(c.Members(), id) }
 
-// committedConf runs until the leader has committed its configuration
-// and cond holds of it.
+// waitConf runs until the leader has committed its configuration and
+// cond holds of it, and fails the test, naming what, if not in time.
 func waitConf(c *Cluster, what string, cond func() bool, maxTicks int) {
 	c.t.Helper()
 	c.MustRunUntil(what, func() bool {
@@ -138,7 +138,7 @@ func TestRemovedNodeCannotDisrupt(t *testing.T) {
 // A leader cut off in a minority cannot change the configuration; the
 // majority can, and after healing its configuration is everyone's. (The
 // minority adds a learner: an uncommitted removal of a node that later
-// leads would hit TestCoreBug_RefusesLeaderOutsideConfiguration.)
+// leads would hit TestRegression_RefusesLeaderOutsideConfiguration.)
 func TestConfChangeInMinority(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
 		c := newMemberCluster(t, 5, 1, seed, raft.Config{DisableCheckQuorum: true})

@@ -85,9 +85,7 @@ func TestPersist2(t *testing.T) {
 // the restarted leader form a quorum that still holds every commit.
 func TestPersist3(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 3, seed)
-		l := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 3, 4*et)
+		c, l := startCluster(t, 3, seed)
 		f := others(c, l)
 		c.Isolate(f[1])
 		c.One(c.Command(8), 2, 4*et)
@@ -378,9 +376,7 @@ func figure8Exact(t *testing.T, seed uint64) (overwritten bool) {
 // the disk comes back, it rejoins.
 func TestLeaderDiskStall(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 3, seed)
-		l := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 3, 4*et)
+		c, l := startCluster(t, 3, seed)
 		c.StallDisk(l, 50*et)
 		c.ProposeTo(l, c.Command(8)) // its write hangs
 		l2 := waitLeaderAmong(c, others(c, l), 5*et)

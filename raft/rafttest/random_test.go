@@ -20,7 +20,7 @@ var (
 	firstSeed = flag.Uint64("firstseed", 1, "TestRandomSchedules: the first of the -seeds seeds")
 	traceFlag = flag.Int("events", 80, "events shown when a simulation fails")
 	soakFlag  = flag.Bool("soak", false, "TestRandomSchedules: run 100000 seeds")
-	// Off by default until TestCoreBug_RefusesLeaderOutsideConfiguration
+	// Off by default until TestRegression_RefusesLeaderOutsideConfiguration
 	// is fixed: a member that missed a change refuses a leader the change
 	// added, or that an uncommitted change removed, and stays behind.
 	voterChanges = flag.Bool("voterchanges", false, "TestRandomSchedules: promote learners and remove voters too")
@@ -29,7 +29,8 @@ var (
 // TestRandomSchedules runs many random fault schedules, one per seed: a
 // random cluster and core configuration, then a fault phase mixing every
 // fault the simulator has while a client proposes, reads (ReadIndex and
-// LeaseRead) and asks for leadership transfers, then healing and the
+// LeaseRead), asks for leadership transfers and snapshots, and adds and
+// removes learners (and voters, with -voterchanges), then healing and the
 // liveness check. Every invariant is checked at every step.
 func TestRandomSchedules(t *testing.T) {
 	if *seedFlag >= 0 {
@@ -138,8 +139,6 @@ func runSeedWith(seed uint64, traceEvents int, setup func(*Cluster)) (msg string
 	return ""
 }
 
-// runSchedule is one random schedule. It stores the cluster in *cp as soon
-// as it exists, so a panic can still show the trace.
 // mix says which client requests a schedule makes besides proposals.
 type mix struct {
 	reads     bool // ReadIndex and LeaseRead on random nodes
@@ -163,6 +162,8 @@ func randomSnapshots(r *rand.Rand, opts *Options) {
 	}
 }
 
+// runSchedule is one random schedule. It stores the cluster in *cp as soon
+// as it exists, so a panic can still show the trace.
 func runSchedule(t TB, seed uint64, traceEvents int, cp **Cluster, setup func(*Cluster), mx mix) {
 	r := rand.New(rand.NewPCG(seed, 0x5c4ed01e))
 	opts := Options{

@@ -54,9 +54,7 @@ func TestReadsAtLeaderChange(t *testing.T) {
 // heard from the old leader recently.
 func TestLeadershipTransfer(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
-		c := newCluster(t, 5, seed)
-		l := c.WaitLeader(3 * et)
-		c.One(c.Command(8), 5, 4*et)
+		c, l := startCluster(t, 5, seed)
 		to := others(c, l)[int(seed)%4]
 		if !c.TransferLeadership(to) {
 			c.Fatalf("leader %d refused to transfer to %d", l, to)

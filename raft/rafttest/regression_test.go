@@ -87,7 +87,10 @@ func TestRegression_ChunksAfterInstalledSnapshot(t *testing.T) {
 		}
 		recv = append(recv, ch.Data...)
 	}
-	if rd.Snapshot.Index == 5 && !bytes.Equal(recv, snapA) {
+	if rd.Snapshot.Index != 5 {
+		t.Fatalf("Ready installs snapshot %d, want the completed snapshot 5", rd.Snapshot.Index)
+	}
+	if !bytes.Equal(recv, snapA) {
 		t.Fatalf("Ready installs snapshot 5, but its chunks leave %q, not %q", recv, snapA)
 	}
 }

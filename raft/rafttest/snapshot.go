@@ -126,7 +126,7 @@ func (n *node) forTransfer(to, index uint64) (heldSnapshot, bool) {
 // in memory: a crash loses them, and the leader starts over. The bytes
 // of the snapshot the Ready installs are set apart as soon as its last
 // chunk is in: the same Ready may go on with the first chunks of a newer
-// snapshot (see TestCoreBug_ChunksAfterInstalledSnapshot).
+// snapshot (see TestRegression_ChunksAfterInstalledSnapshot).
 func (c *Cluster) storeChunks(n *node, rd *raft.Ready) {
 	for _, ch := range rd.SnapshotChunks {
 		if ch.Offset == 0 {

@@ -1,6 +1,7 @@
 package rafttest
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/bifrost-go/bifrost/raft"
@@ -12,11 +13,11 @@ func newSnapCluster(t *testing.T, nodes int, seed uint64, every int) *Cluster {
 	return NewCluster(t, Options{Nodes: nodes, Seed: seed, SnapshotEvery: every, TraceEvents: *traceFlag})
 }
 
-// snapshotsInstalled counts the snapshot chunks leaders sent.
+// snapChunks counts the snapshot chunks leaders sent.
 func snapChunks(c *Cluster) int { return c.Stats().Messages[raft.MsgSnap] }
 
-// checkSnapshotted fails unless every live node holds a snapshot and a
-// log of at most max entries after it, on disk and in memory.
+// checkBounded fails unless every live node holds a log of at most max
+// entries after its snapshot, on disk and in memory.
 func checkBounded(t *testing.T, c *Cluster, max int) {
 	t.Helper()
 	for _, id := range c.IDs() {
@@ -111,30 +112,32 @@ func TestSnapshotInstallCrash(t *testing.T) {
 // snapshot), and go on.
 func TestSnapshotAllCrash(t *testing.T) {
 	for _, volatile := range []bool{false, true} {
-		forSeeds(t, func(t *testing.T, seed uint64) {
-			c := NewCluster(t, Options{Nodes: 3, Seed: seed, SnapshotEvery: 7, VolatileApp: volatile})
-			c.WaitLeader(3 * et)
-			for round := range 5 {
-				for range 10 {
-					c.One(c.Command(8), 3, 4*et)
-				}
-				before := map[uint64]uint64{}
-				for _, id := range c.IDs() {
-					before[id] = c.Applied(id)
-					c.Crash(id)
-				}
-				for _, id := range c.IDs() {
-					c.Restart(id)
-					want := before[id]
-					if volatile {
-						want = c.node(id).disk.snap.Index
+		t.Run(fmt.Sprintf("volatile=%v", volatile), func(t *testing.T) {
+			forSeeds(t, func(t *testing.T, seed uint64) {
+				c := NewCluster(t, Options{Nodes: 3, Seed: seed, SnapshotEvery: 7, VolatileApp: volatile})
+				c.WaitLeader(3 * et)
+				for round := range 5 {
+					for range 10 {
+						c.One(c.Command(8), 3, 4*et)
 					}
-					if got := c.Applied(id); got < want || want == 0 && round > 0 {
-						t.Fatalf("round %d: node %d restarted with applied %d, want %d", round, id, got, want)
+					before := map[uint64]uint64{}
+					for _, id := range c.IDs() {
+						before[id] = c.Applied(id)
+						c.Crash(id)
+					}
+					for _, id := range c.IDs() {
+						c.Restart(id)
+						want := before[id]
+						if volatile {
+							want = c.node(id).disk.snap.Index
+						}
+						if got := c.Applied(id); got < want || want == 0 && round > 0 {
+							t.Fatalf("round %d: node %d restarted with applied %d, want %d", round, id, got, want)
+						}
 					}
 				}
-			}
-			c.One(c.Command(8), 3, 10*et)
+				c.One(c.Command(8), 3, 10*et)
+			})
 		})
 	}
 }

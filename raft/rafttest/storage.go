@@ -58,7 +58,7 @@ func (d *disk) chainAt(i uint64) uint64 {
 }
 
 // append replaces the log from ents[0].Index on with ents, as the Ready
-// contract says, and returns the first index written.
+// contract says. Entries the snapshot covers are skipped.
 func (d *disk) append(ents []raft.Entry) {
 	for len(ents) > 0 && ents[0].Index <= d.snap.Index {
 		ents = ents[1:] // covered by the snapshot, and committed: the same

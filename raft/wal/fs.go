@@ -58,12 +58,18 @@ func (osFS) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
 
 func (osFS) Create(path string) (file, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	return osFile{f}, err
+	if err != nil {
+		return nil, err // not a file wrapping a nil *os.File
+	}
+	return osFile{f}, nil
 }
 
 func (osFS) OpenWrite(path string) (file, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	return osFile{f}, err
+	if err != nil {
+		return nil, err // not a file wrapping a nil *os.File
+	}
+	return osFile{f}, nil
 }
 
 func (osFS) Remove(path string) error {
