@@ -267,9 +267,9 @@ func New(cfg Config) (*Core, error) {
 	}
 	c.cfg.Entries, c.cfg.HardState = nil, HardState{}
 	c.term, c.vote = restoreTerm(cfg.HardState, log.lastTerm())
-	base := newMembership(cfg.Voters, cfg.Learners)
+	base := newMembership(cfg.Voters, cfg.Learners, nil)
 	if len(cfg.Snapshot.Voters) > 0 {
-		base = newMembership(cfg.Snapshot.Voters, cfg.Snapshot.Learners)
+		base = newMembership(cfg.Snapshot.Voters, cfg.Snapshot.Learners, cfg.Snapshot.Addrs)
 	}
 	c.resetConf(cfg.Snapshot.Index, cfg.Snapshot.Term, base)
 	c.becomeFollower(c.term, 0)
@@ -289,7 +289,8 @@ func restoreTerm(hs HardState, lastTerm uint64) (term, vote uint64) {
 
 // Tick advances the logical clock by one tick: followers and candidates
 // count towards an election, leaders towards heartbeats and check-quorum.
-// A node that is not a voter (a learner, or removed) never campaigns.
+// A node that is not a voter (a learner, or removed) never campaigns,
+// except as promotable allows.
 func (c *Core) Tick() {
 	c.ticks++
 	if c.role == RoleLeader {
@@ -297,18 +298,16 @@ func (c *Core) Tick() {
 		return
 	}
 	c.electionElapsed++
-	if c.electionElapsed >= c.randomizedTimeout && c.isVoter(c.id) {
+	if c.electionElapsed >= c.randomizedTimeout && c.promotable() {
 		c.campaign(!c.cfg.DisablePreVote)
 	}
 }
 
 // Step hands the core a message from a peer. Messages of a stale term or
 // that make no sense in the current role are ignored (some are answered so
-// the sender learns the current term); only a message from or to a node
-// outside the configuration is an error. Election messages count only
-// between voters, so a removed node cannot disrupt the group; the leader
-// of the current term is heard even once this node appended its removal,
-// since it leads until the removal commits.
+// the sender learns the current term). A message to another node, or
+// one from a node outside the configuration that this node has no reason
+// to hear (see accepts), is an error wrapping ErrUnknownPeer.
 func (c *Core) Step(m Message) error {
 	if m.To != c.id || m.From == c.id || !c.accepts(m) {
 		return fmt.Errorf("%w: message %v from %d to %d at node %d", ErrUnknownPeer, m.Type, m.From, m.To, c.id)
@@ -497,9 +496,17 @@ func (c *Core) hardState() HardState {
 // send queues m from this node. A leader's appends and heartbeats may go
 // before its state is durable; everything else waits for persistence,
 // because it promises something about this node's term, vote or log.
+//
+// A leader's own term must be durable before it speaks as leader,
+// though. A candidate persists it before asking for votes, so only a
+// single voter, which wins at once, leads before: should it crash then,
+// it forgets the term and its vote, and another node may lead the same
+// term (one that its lost configuration entry still counted as a
+// voter). Two leaders' entries of one term would break log matching on
+// any node that heard both.
 func (c *Core) send(m Message) {
 	m.From = c.id
-	if c.role == RoleLeader && (m.Type == MsgApp || m.Type == MsgHeartbeat) {
+	if c.role == RoleLeader && (m.Type == MsgApp || m.Type == MsgHeartbeat) && c.prevHS.Term == c.term {
 		c.msgs = append(c.msgs, m)
 		return
 	}
@@ -522,10 +529,30 @@ func (c *Core) dropStale() {
 func (c *Core) Stale(m Message) bool { return m.Term < c.term }
 
 // accepts reports whether m comes from a node this one listens to.
+//
+// Requests that only a candidate or a leader sends are heard from any
+// node (thesis 4.1: a server processes them without consulting its
+// configuration). The sender may be a member this node has not heard of
+// yet, added or promoted by an entry that has not reached it, or a node
+// whose removal is not committed; refusing it could leave the group
+// without a leader or this node behind forever. Safety never rested on
+// the filter: terms, the up-to-date check and the one vote per term
+// make a leader, and a candidate counts only the votes of its own
+// voters (tally). A removed node that does not know it is removed
+// disrupts no healthy group either: pre-vote and the rule of
+// stepHigherTerm (thesis 4.2.3) keep its campaigns from raising terms.
+// Everything else counts only from members, or from the leader this
+// node follows.
 func (c *Core) accepts(m Message) bool {
 	switch m.Type {
-	case MsgPreVote, MsgPreVoteResp, MsgVote, MsgVoteResp:
+	case MsgPreVote, MsgVote:
+		return true
+	case MsgPreVoteResp, MsgVoteResp:
 		return c.isVoter(m.From)
+	case MsgApp, MsgHeartbeat, MsgSnap:
+		if m.Term >= c.term {
+			return true
+		}
 	}
 	return c.isMember(m.From) || m.From == c.lead && m.Term == c.term
 }

@@ -323,7 +323,13 @@ func TestRestartKeepsVote(t *testing.T) {
 
 func TestStepUnknownPeer(t *testing.T) {
 	c := newFollower(t, 1, HardState{})
-	for _, m := range []Message{{From: 4, To: 1}, {From: 2, To: 3}, {From: 1, To: 1}} {
+	// Vote requests and a current leader's messages are heard from any
+	// node (Core.accepts); an answer or a stale-term append is not.
+	for _, m := range []Message{
+		{Type: MsgAppResp, From: 4, To: 1}, {Type: MsgVoteResp, From: 4, To: 1},
+		{Type: MsgHeartbeatResp, From: 4, To: 1}, {Type: MsgTimeoutNow, From: 4, To: 1},
+		{Type: MsgApp, From: 2, To: 3}, {Type: MsgApp, From: 1, To: 1},
+	} {
 		if err := c.Step(m); !errors.Is(err, ErrUnknownPeer) {
 			t.Errorf("Step(%+v) = %v, want ErrUnknownPeer", m, err)
 		}

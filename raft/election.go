@@ -126,12 +126,16 @@ func (c *Core) handleVoteResp(m Message) {
 	}
 }
 
-// tally counts the grants and rejections of this round, self included.
+// tally counts the grants and rejections of this round by voters, self
+// included if it votes: a node campaigning to commit its own removal
+// (see promotable) does not count itself.
 func (c *Core) tally() (granted, rejected int) {
-	for _, ok := range c.votes {
-		if ok {
+	for id, ok := range c.votes {
+		switch {
+		case !c.isVoter(id):
+		case ok:
 			granted++
-		} else {
+		default:
 			rejected++
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -97,13 +98,18 @@ func (cc *ConfChange) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-// membership is a configuration: sorted voters and learners, disjoint.
+// membership is a configuration: sorted voters and learners, disjoint,
+// and the transport addresses that ConfAddLearner entries and snapshots
+// carried, by member. The addrs map is shared between configuration
+// points and never written once made.
 type membership struct {
 	voters, learners []uint64
+	addrs            map[uint64]string
 }
 
-func newMembership(voters, learners []uint64) membership {
-	return membership{voters: slices.Sorted(slices.Values(voters)), learners: slices.Sorted(slices.Values(learners))}
+func newMembership(voters, learners []uint64, addrs map[uint64]string) membership {
+	return membership{voters: slices.Sorted(slices.Values(voters)), learners: slices.Sorted(slices.Values(learners)),
+		addrs: maps.Clone(addrs)}
 }
 
 func (ms membership) isVoter(id uint64) bool   { return slices.Contains(ms.voters, id) }
@@ -115,11 +121,18 @@ func (ms membership) isMember(id uint64) bool  { return ms.isVoter(id) || ms.isL
 func (ms membership) apply(cc ConfChange) (membership, error) {
 	id := cc.NodeID
 	var bad bool
-	next := membership{voters: slices.Clone(ms.voters), learners: slices.Clone(ms.learners)}
+	next := membership{voters: slices.Clone(ms.voters), learners: slices.Clone(ms.learners), addrs: ms.addrs}
 	switch cc.Type {
 	case ConfAddLearner:
 		bad = id == 0 || ms.isMember(id)
 		next.learners = append(next.learners, id)
+		if cc.Addr != "" {
+			next.addrs = maps.Clone(ms.addrs)
+			if next.addrs == nil {
+				next.addrs = make(map[uint64]string, 1)
+			}
+			next.addrs[id] = cc.Addr
+		}
 	case ConfPromoteLearner:
 		bad = !ms.isLearner(id)
 		next.learners = slices.DeleteFunc(next.learners, func(x uint64) bool { return x == id })
@@ -128,6 +141,10 @@ func (ms membership) apply(cc ConfChange) (membership, error) {
 		bad = !ms.isMember(id) || ms.isVoter(id) && len(ms.voters) == 1
 		next.learners = slices.DeleteFunc(next.learners, func(x uint64) bool { return x == id })
 		next.voters = slices.DeleteFunc(next.voters, func(x uint64) bool { return x == id })
+		if _, ok := ms.addrs[id]; ok {
+			next.addrs = maps.Clone(ms.addrs)
+			delete(next.addrs, id)
+		}
 	default:
 		bad = true
 	}
@@ -188,8 +205,7 @@ func (c *Core) Membership() (voters, learners []uint64) {
 	return slices.Clone(ms.voters), slices.Clone(ms.learners)
 }
 
-// MembershipAt returns the configuration in effect at log index i, as a
-// snapshot taken at i must carry it (SnapshotMeta.Voters and Learners).
+// MembershipAt returns the configuration in effect at log index i.
 func (c *Core) MembershipAt(i uint64) (voters, learners []uint64) {
 	ms := c.confAt(i)
 	return slices.Clone(ms.voters), slices.Clone(ms.learners)
@@ -241,7 +257,7 @@ func (c *Core) resetConf(index, term uint64, base membership) {
 func (c *Core) installConf(m SnapshotMeta) {
 	base := c.confAt(m.Index)
 	if len(m.Voters) > 0 {
-		base = newMembership(m.Voters, m.Learners)
+		base = newMembership(m.Voters, m.Learners, m.Addrs)
 	}
 	c.resetConf(m.Index, m.Term, base)
 }
@@ -255,11 +271,15 @@ func (c *Core) addConf(index, term uint64, ms membership) {
 // appendedConf brings the configuration up to date after ents were
 // appended to the log, possibly replacing a suffix: points whose entry
 // the log no longer holds are undone, and the configuration entries
-// among ents take effect. A change that does not fit (an entry no
+// among ents take effect. Whether a point's entry is still there is
+// asked of the log, not of the commit index: the MsgApp that replaced
+// the entry may have raised the commit index past it in the same step.
+// Only points compacted into the snapshot are beyond asking, and those
+// were committed. A change that does not fit (an entry no
 // leader would have written) is ignored alike on every node.
 func (c *Core) appendedConf(ents []Entry) {
 	k := len(c.confs)
-	for k > 1 && c.confs[k-1].index > c.log.committed && !c.log.matchTerm(c.confs[k-1].index, c.confs[k-1].term) {
+	for k > 1 && c.confs[k-1].index > c.log.offset && !c.log.matchTerm(c.confs[k-1].index, c.confs[k-1].term) {
 		k--
 	}
 	changed := k != len(c.confs)
@@ -348,6 +368,17 @@ func (c *Core) maybeStepDownRemoved() {
 		c.send(Message{Type: MsgTimeoutNow, To: to, Term: c.term})
 	}
 	c.becomeFollower(c.term, 0)
+}
+
+// promotable reports whether this node may campaign. A voter may; so may
+// a node whose removal is the last configuration entry of its log while
+// that entry is not known committed (thesis 4.2.2). Such a node may hold
+// the only complete log among the voters, and until the removal commits
+// the group may need it to lead: as leader it counts a quorum of the
+// remaining voters without itself, commits its removal and hands over
+// (maybeStepDownRemoved).
+func (c *Core) promotable() bool {
+	return c.isVoter(c.id) || c.lastConf().index > c.log.committed && c.confAt(c.log.committed).isVoter(c.id)
 }
 
 // selfVote is 1 if this node is a voter: what it adds to a quorum count.

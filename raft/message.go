@@ -147,6 +147,9 @@ type Message struct {
 	// the snapshot carries (SnapshotMeta.Voters and Learners).
 	SnapVoters   []uint64
 	SnapLearners []uint64
+	// SnapAddrs are, for MsgSnap, the member addresses the snapshot
+	// carries (SnapshotMeta.Addrs).
+	SnapAddrs map[uint64]string
 }
 
 // Bits of the encoded flags byte.
@@ -171,7 +174,9 @@ const minEntrySize = 4
 // SnapOffset, SnapTotal and SnapChecksum as unsigned varints, a byte for
 // SnapDone and SnapData with a varint length. Bit 6 says a configuration
 // follows the snapshot fields: the number of SnapVoters and each of them,
-// then the same for SnapLearners, all unsigned varints. Each optional part
+// then the same for SnapLearners, all unsigned varints. Bit 5 says the
+// SnapAddrs follow: their number, then each member id (ascending) and its
+// address with a varint length. Each optional part
 // has its own flag, so a message without it encodes as before the part
 // existed; a decoder refuses flags it does not know.
 func (m *Message) AppendBinary(b []byte) ([]byte, error) {
@@ -189,12 +194,13 @@ func (m *Message) AppendBinary(b []byte) ([]byte, error) {
 	if m.Context != 0 {
 		flags |= flagContext
 	}
-	b = append(b, flags|m.snapFlag()|m.confFlag())
+	b = append(b, flags|m.snapFlag()|m.confFlag()|m.addrsFlag())
 	if m.Context != 0 {
 		b = binary.AppendUvarint(b, m.Context)
 	}
 	b = m.appendSnap(b)
 	b = m.appendConf(b)
+	b = m.appendAddrs(b)
 	b = binary.AppendUvarint(b, uint64(len(m.Entries)))
 	for i := range m.Entries {
 		b, _ = m.Entries[i].AppendBinary(b)
@@ -223,6 +229,9 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 	if flags&flagConf != 0 {
 		m.decodeConf(&d)
 	}
+	if flags&flagAddrs != 0 {
+		m.decodeAddrs(&d)
+	}
 	n := d.uvarint()
 	if d.err != nil {
 		return fmt.Errorf("%w: message: %v", ErrCorrupt, d.err)
@@ -230,8 +239,9 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 	if m.Type >= msgTypeCount {
 		return fmt.Errorf("%w: message type %d", ErrCorrupt, m.Type)
 	}
-	if flags&^(flagsValid|flagSnap|flagConf) != 0 || (flags&flagContext != 0 && m.Context == 0) ||
-		(flags&flagSnap != 0 && !m.hasSnap()) || (flags&flagConf != 0 && !m.hasConf()) {
+	if flags&^(flagsValid|flagSnap|flagConf|flagAddrs) != 0 || (flags&flagContext != 0 && m.Context == 0) ||
+		(flags&flagSnap != 0 && !m.hasSnap()) || (flags&flagConf != 0 && !m.hasConf()) ||
+		(flags&flagAddrs != 0 && len(m.SnapAddrs) == 0) {
 		return fmt.Errorf("%w: message flags %#x", ErrCorrupt, flags)
 	}
 	m.Reject = flags&flagReject != 0

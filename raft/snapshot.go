@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"slices"
 )
 
@@ -40,6 +41,11 @@ type SnapshotMeta struct {
 	// node keeps the configuration it has.
 	Voters   []uint64
 	Learners []uint64
+	// Addrs are the transport addresses of members at Index that the log
+	// carried (ConfChange.Addr), so that a node restarting from the
+	// snapshot, or installing it, still knows where members added before
+	// it are. Members without one are missing; opaque to raft.
+	Addrs map[uint64]string
 }
 
 // IsZero reports whether m names no snapshot.
@@ -49,11 +55,18 @@ func (m SnapshotMeta) IsZero() bool { return m.Index == 0 && m.Term == 0 }
 // term.
 func (m SnapshotMeta) Same(o SnapshotMeta) bool { return m.Index == o.Index && m.Term == o.Term }
 
+// SnapshotMetaAt returns the meta a snapshot of the application's state
+// at index, the entry of term, must be saved with: the configuration in
+// effect there and the member addresses it carries. A driver calls it
+// before Compact(index).
+func (c *Core) SnapshotMetaAt(index, term uint64) SnapshotMeta { return c.snapMeta(index, term) }
+
 // snapMeta names the snapshot at index (of term) with the configuration
 // in effect there.
 func (c *Core) snapMeta(index, term uint64) SnapshotMeta {
-	voters, learners := c.MembershipAt(index)
-	return SnapshotMeta{Index: index, Term: term, Voters: voters, Learners: learners}
+	ms := c.confAt(index)
+	return SnapshotMeta{Index: index, Term: term, Voters: slices.Clone(ms.voters), Learners: slices.Clone(ms.learners),
+		Addrs: maps.Clone(ms.addrs)}
 }
 
 // SnapshotChunk is a piece of a snapshot this node receives from its
@@ -163,7 +176,7 @@ func (c *Core) sendSnapshot(to uint64, pr *progress) bool {
 	}
 	c.snaps.requests = append(c.snaps.requests, Message{Type: MsgSnap, From: c.id, To: to, Term: c.term,
 		Index: pr.snap.Index, LogTerm: pr.snap.Term, SnapOffset: pr.snapOffset,
-		SnapVoters: pr.snap.Voters, SnapLearners: pr.snap.Learners})
+		SnapVoters: pr.snap.Voters, SnapLearners: pr.snap.Learners, SnapAddrs: pr.snap.Addrs})
 	pr.probeSent, pr.snapSentAt = true, c.ticks
 	return true
 }
@@ -177,7 +190,7 @@ func (c *Core) handleSnap(m Message) {
 	if !c.followLeader(m.From) || !snapWellFormed(m) {
 		return
 	}
-	meta := SnapshotMeta{Index: m.Index, Term: m.LogTerm, Voters: m.SnapVoters, Learners: m.SnapLearners}
+	meta := SnapshotMeta{Index: m.Index, Term: m.LogTerm, Voters: m.SnapVoters, Learners: m.SnapLearners, Addrs: m.SnapAddrs}
 	if meta.Index <= c.log.committed {
 		// The log already holds all the snapshot covers.
 		c.snaps.recv = nil
@@ -261,6 +274,14 @@ func (c *Core) handleSnapResp(m Message) {
 		pr.match = max(pr.match, m.Index)
 		pr.becomeReplicate()
 		c.maybeCommit()
+		return
+	}
+	if m.SnapOffset != 0 && m.SnapOffset <= pr.snapOffset || m.SnapOffset == 0 && pr.snapOffset == 0 && pr.probeSent {
+		// A duplicate of the answer that sent the chunk now out, or an
+		// older one: a follower's offset only grows, unless it starts
+		// over at 0. Each answer must send one chunk at most, or
+		// duplicated answers multiply the chunks without end. The chunk
+		// out is answered, or resent on its own clock (resumeSnapshot).
 		return
 	}
 	pr.snapOffset, pr.probeSent = m.SnapOffset, false

@@ -4,18 +4,22 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 )
 
 // flagSnap in a message's flags byte says the snapshot fields follow. It
 // is the top bit, clear of the bits other fields take from the bottom.
-// flagConf, the bit below, says a snapshot's configuration follows them.
-// Both were added after the first format: a message without snapshot
-// fields or configuration encodes exactly as before, and an older decoder
-// refuses one with them as carrying unknown flags.
+// flagConf, the bit below, says a snapshot's configuration follows them,
+// and flagAddrs, below that, its member addresses. All were added after
+// the first format: a message without these parts encodes exactly as
+// before, and an older decoder refuses one with them as carrying unknown
+// flags.
 const (
-	flagSnap = 1 << 7
-	flagConf = 1 << 6
+	flagSnap  = 1 << 7
+	flagConf  = 1 << 6
+	flagAddrs = 1 << 5
 )
 
 func (m *Message) hasConf() bool { return len(m.SnapVoters) > 0 || len(m.SnapLearners) > 0 }
@@ -45,6 +49,57 @@ func (m *Message) appendConf(b []byte) []byte {
 func (m *Message) decodeConf(d *decoder) {
 	m.SnapVoters = d.ids()
 	m.SnapLearners = d.ids()
+}
+
+func (m *Message) addrsFlag() byte {
+	if len(m.SnapAddrs) > 0 {
+		return flagAddrs
+	}
+	return 0
+}
+
+// appendAddrs appends the snapshot's member addresses, if any, in id
+// order so that equal messages encode alike.
+func (m *Message) appendAddrs(b []byte) []byte {
+	if len(m.SnapAddrs) == 0 {
+		return b
+	}
+	b = binary.AppendUvarint(b, uint64(len(m.SnapAddrs)))
+	for _, id := range slices.Sorted(maps.Keys(m.SnapAddrs)) {
+		b = binary.AppendUvarint(b, id)
+		b = binary.AppendUvarint(b, uint64(len(m.SnapAddrs[id])))
+		b = append(b, m.SnapAddrs[id]...)
+	}
+	return b
+}
+
+// decodeAddrs reads the snapshot's member addresses: ids ascending and
+// non-zero, each with its address. The count is checked against the bytes
+// left (each takes two at least) before anything is allocated.
+func (m *Message) decodeAddrs(d *decoder) {
+	n := d.uvarint()
+	if d.err != nil {
+		return
+	}
+	if n > uint64(len(d.b)-d.off)/2 {
+		d.err = fmt.Errorf("%d addresses cannot fit in %d bytes", n, len(d.b)-d.off)
+		return
+	}
+	addrs := make(map[uint64]string, n)
+	var prev uint64
+	for range n {
+		id := d.uvarint()
+		addr := d.bytes()
+		if d.err != nil {
+			return
+		}
+		if id <= prev {
+			d.err = fmt.Errorf("address of member %d after %d", id, prev)
+			return
+		}
+		addrs[id], prev = string(addr), id
+	}
+	m.SnapAddrs = addrs
 }
 
 // ids reads a count and that many unsigned varints; nil for none. The

@@ -39,6 +39,7 @@ type snapCluster struct {
 	down  map[uint64]bool
 	queue []Message
 	drop  func(Message) bool // nil drops nothing
+	dup   func(Message) bool // nil duplicates nothing
 	sent  []Message          // every MsgSnap and MsgSnapResp sent, filled
 	chunk int                // snapshot chunk size in bytes
 	// catchUp is every node's Config.SnapshotCatchUpEntries.
@@ -218,6 +219,9 @@ func (sc *snapCluster) send(ms []Message) {
 		if sc.drop == nil || !sc.drop(m) {
 			sc.queue = append(sc.queue, m)
 		}
+		if sc.dup != nil && sc.dup(m) {
+			sc.queue = append(sc.queue, m)
+		}
 	}
 }
 
@@ -393,6 +397,24 @@ func TestSnapshotResumesAfterDroppedChunk(t *testing.T) {
 	offs := sc.snapOffsets(3)
 	if !dropped || count(offs, 0) != 1 || count(offs, 2*uint64(sc.chunk)) != 2 {
 		t.Fatalf("dropped %v; offsets sent %v: want one start and one resend of the dropped chunk", dropped, offs)
+	}
+}
+
+// Every answer to a chunk arrives twice: the leader still sends each
+// chunk once. It sent the next chunk for every answer, so that the
+// duplicates of the answers multiplied the chunks in flight without end
+// (a seed of the random schedules ran out of memory).
+func TestSnapshotDuplicateAnswersSendNoExtraChunks(t *testing.T) {
+	sc := behind(t, 20)
+	sc.dup = func(m Message) bool { return m.Type == MsgSnapResp }
+	sc.start(3)
+	sc.tick(12)
+	sc.checkSame(1)
+	offs := sc.snapOffsets(3)
+	for _, off := range offs {
+		if count(offs, off) != 1 {
+			t.Fatalf("offsets sent %v: chunk %d went %d times", offs, off, count(offs, off))
+		}
 	}
 }
 

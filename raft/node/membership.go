@@ -187,6 +187,21 @@ func (n *Node) answerConfChange(ctx context.Context, cc raft.ConfChange) error {
 	return n.changeConf(ctx, cc)
 }
 
+// learnSnapshotPeers tells the transport the member addresses a snapshot
+// carries (raft.SnapshotMeta.Addrs): the log entries that brought them
+// are gone, and a member added before the snapshot is reachable only so.
+func (n *Node) learnSnapshotPeers(meta raft.SnapshotMeta) {
+	dir, ok := n.cfg.Transport.(PeerDirectory)
+	if !ok {
+		return
+	}
+	for id, addr := range meta.Addrs {
+		if id != n.cfg.ID && addr != "" {
+			dir.AddPeer(id, addr)
+		}
+	}
+}
+
 // learnPeers tells the transport about the members that configuration
 // entries add (appended) or remove (applied).
 func (n *Node) learnPeers(ents []raft.Entry, applied bool) {

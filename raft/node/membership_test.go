@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"testing"
@@ -225,11 +226,12 @@ func TestRPCAddLearnerPromoteRemoveLeader(t *testing.T) {
 }
 
 func TestSnapshotFileCarriesMembership(t *testing.T) {
-	meta := raft.SnapshotMeta{Index: 9, Term: 3, Voters: []uint64{1, 2, 4}, Learners: []uint64{1 << 40}}
+	meta := raft.SnapshotMeta{Index: 9, Term: 3, Voters: []uint64{1, 2, 4}, Learners: []uint64{1 << 40},
+		Addrs: map[uint64]string{4: "n4:7000", 1 << 40: ""}}
 	b := append(encodeSnapshotHeader(meta, []byte("state")), "state"...)
 	got, data, err := decodeSnapshotFile(b)
 	if err != nil || !got.Same(meta) || !slices.Equal(got.Voters, meta.Voters) ||
-		!slices.Equal(got.Learners, meta.Learners) || string(data) != "state" {
+		!slices.Equal(got.Learners, meta.Learners) || !maps.Equal(got.Addrs, meta.Addrs) || string(data) != "state" {
 		t.Fatalf("decoded %+v %q %v, want %+v", got, data, err, meta)
 	}
 	// A version 1 file, written before membership changes, still loads.

@@ -135,6 +135,7 @@ func Start(cfg Config) (*Node, error) {
 		snaps:   snaps,
 	}
 	n.publishStatus()
+	n.learnSnapshotPeers(snaps.meta)
 	n.learnPeers(entries, true)
 	if req, ok := cfg.Transport.(ConfChangeRequester); ok {
 		req.HandleConfChange(n.answerConfChange)

@@ -80,10 +80,13 @@ func (g *loopbackGroup) start(id uint64, ln net.Listener) {
 	if m.pool, err = rpc.NewPool(rpc.ClientConfig{}); err != nil {
 		t.Fatal(err)
 	}
+	// Like a deployment with a static peer list, a member is configured
+	// with the first voters' addresses only: those of members added later
+	// it learns from the log or a snapshot.
 	peers := map[uint64]string{}
-	for pid, addr := range g.addrs {
+	for _, pid := range g.voters {
 		if pid != id {
-			peers[pid] = addr
+			peers[pid] = g.addrs[pid]
 		}
 	}
 	if m.transport, err = NewRPCTransport(RPCTransportConfig{Group: "test", Peers: peers,

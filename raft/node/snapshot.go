@@ -227,6 +227,7 @@ func (n *Node) receiveSnapshot(rd raft.Ready) error {
 		return err
 	}
 	s.meta, s.data, s.sum, s.recv = meta, s.recv, s.recvSum, nil // the core checked the sum
+	n.learnSnapshotPeers(meta)
 	return n.compactStorage(meta.Index)
 }
 
@@ -280,8 +281,7 @@ func (n *Node) maybeSnapshot() error {
 		n.log.Error("snapshot failed; the log is not compacted", "applied", n.applied, "err", err)
 		return nil
 	}
-	voters, learners := n.core.MembershipAt(n.applied)
-	meta := raft.SnapshotMeta{Index: n.applied, Term: s.appliedTerm, Voters: voters, Learners: learners}
+	meta := n.core.SnapshotMetaAt(n.applied, s.appliedTerm)
 	if err := s.store.SaveSnapshot(meta, data); err != nil {
 		return err
 	}

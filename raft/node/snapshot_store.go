@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,7 +38,9 @@ var ErrBadSnapshotFile = errors.New("node: bad snapshot file")
 //	crc32c of the snapshot uint32
 //	n uint32, the length of the configuration that follows
 //	configuration, n bytes: the number of voters and each voter, then
-//	  the same for learners, all unsigned varints
+//	  the same for learners, all unsigned varints; then, if any, the
+//	  number of member addresses and each member id (ascending) with its
+//	  address behind a varint length (files without them load with none)
 //	crc32c of the header bytes before it uint32
 //	the snapshot, size bytes
 //
@@ -63,6 +66,14 @@ func encodeSnapshotHeader(meta raft.SnapshotMeta, data []byte) []byte {
 			conf = binary.AppendUvarint(conf, id)
 		}
 	}
+	if len(meta.Addrs) > 0 {
+		conf = binary.AppendUvarint(conf, uint64(len(meta.Addrs)))
+		for _, id := range slices.Sorted(maps.Keys(meta.Addrs)) {
+			conf = binary.AppendUvarint(conf, id)
+			conf = binary.AppendUvarint(conf, uint64(len(meta.Addrs[id])))
+			conf = append(conf, meta.Addrs[id]...)
+		}
+	}
 	h := make([]byte, 0, snapFixedSize+8+len(conf))
 	h = append(h, snapMagic...)
 	h = binary.LittleEndian.AppendUint64(h, meta.Index)
@@ -83,7 +94,7 @@ func decodeSnapshotFile(b []byte) (raft.SnapshotMeta, []byte, error) {
 	}
 	meta := raft.SnapshotMeta{Index: binary.LittleEndian.Uint64(h[8:]), Term: binary.LittleEndian.Uint64(h[16:])}
 	if len(h) > snapHeaderSize {
-		if meta.Voters, meta.Learners, err = decodeSnapConf(h[snapFixedSize+4 : len(h)-4]); err != nil {
+		if meta.Voters, meta.Learners, meta.Addrs, err = decodeSnapConf(h[snapFixedSize+4 : len(h)-4]); err != nil {
 			return raft.SnapshotMeta{}, nil, err
 		}
 	}
@@ -122,27 +133,49 @@ func snapshotHeader(b []byte) ([]byte, error) {
 	return h, nil
 }
 
-// decodeSnapConf reads the voters and learners of a header that fill b.
-func decodeSnapConf(b []byte) (voters, learners []uint64, err error) {
-	var lists [2][]uint64
-	for i := range lists {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)) {
-			return nil, nil, fmt.Errorf("%w: configuration", ErrBadSnapshotFile)
+// decodeSnapConf reads the voters, learners and addresses of a header
+// that fill b.
+func decodeSnapConf(b []byte) (voters, learners []uint64, addrs map[uint64]string, err error) {
+	bad := fmt.Errorf("%w: configuration", ErrBadSnapshotFile)
+	uvarint := func() uint64 {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			err = bad
+			return 0
 		}
 		b = b[k:]
+		return v
+	}
+	var lists [2][]uint64
+	for i := range lists {
+		n := uvarint()
+		if err != nil || n > uint64(len(b)) {
+			return nil, nil, nil, bad
+		}
 		for range n {
-			id, k := binary.Uvarint(b)
-			if k <= 0 {
-				return nil, nil, fmt.Errorf("%w: configuration", ErrBadSnapshotFile)
-			}
-			lists[i], b = append(lists[i], id), b[k:]
+			lists[i] = append(lists[i], uvarint())
 		}
 	}
-	if len(b) != 0 {
-		return nil, nil, fmt.Errorf("%w: %d bytes after the configuration", ErrBadSnapshotFile, len(b))
+	if len(b) > 0 {
+		// Addresses: each takes two bytes at least.
+		n := uvarint()
+		if err != nil || n == 0 || n > uint64(len(b))/2 {
+			return nil, nil, nil, bad
+		}
+		addrs = make(map[uint64]string, n)
+		var prev uint64
+		for range n {
+			id, size := uvarint(), uvarint()
+			if err != nil || id <= prev || size > uint64(len(b)) {
+				return nil, nil, nil, bad
+			}
+			addrs[id], b, prev = string(b[:size]), b[size:], id
+		}
 	}
-	return lists[0], lists[1], nil
+	if err != nil || len(b) != 0 {
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes after the configuration", ErrBadSnapshotFile, len(b))
+	}
+	return lists[0], lists[1], addrs, nil
 }
 
 // fileSnapshotStore keeps snapshots as files in a directory, the newest

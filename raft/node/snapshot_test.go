@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -343,6 +344,8 @@ func flipByte(b []byte, i int) []byte {
 func FuzzDecodeSnapshotFile(f *testing.F) {
 	f.Add(append(encodeSnapshotHeader(raft.SnapshotMeta{Index: 7, Term: 2}, []byte("state")), "state"...))
 	f.Add(encodeSnapshotHeader(raft.SnapshotMeta{Index: 1, Term: 1}, nil))
+	f.Add(append(encodeSnapshotHeader(raft.SnapshotMeta{Index: 9, Term: 3, Voters: []uint64{1, 2, 4}, Learners: []uint64{5},
+		Addrs: map[uint64]string{4: "10.0.0.4:7000", 5: "n5:1"}}, []byte("s")), 's'))
 	f.Add([]byte(snapMagic))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		meta, data, err := decodeSnapshotFile(b)
@@ -405,6 +408,61 @@ func TestRPCRestartNeedsSnapshot(t *testing.T) {
 			t.Logf("round %d: %d restores", round, restores)
 		}
 		g.stop(behind)
+	}
+}
+
+// A member added at run time is known to the others by the address its
+// ConfAddLearner entry carried. Once every log is compacted past that
+// entry, a member restarted with its static peer list learns the address
+// from its snapshot, or it could never reach the new member as leader.
+func TestRPCRestartLearnsAddressesFromSnapshot(t *testing.T) {
+	base := t.TempDir()
+	var mu sync.Mutex // protects the map behind g's tweak
+	sms := map[uint64]*snapSM{}
+	g := newLoopbackGroupWith(t, 3, func(cfg *Config) {
+		mu.Lock()
+		defer mu.Unlock()
+		sms[cfg.ID] = &snapSM{t: t}
+		cfg.StateMachine = sms[cfg.ID]
+		cfg.SnapshotDir = filepath.Join(base, strconv.FormatUint(cfg.ID, 10))
+		cfg.SnapshotEntries = 10
+		cfg.PromoteLag = -1 // node 4 stays a learner: the voters' quorum does not need it
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	lead := g.waitLeader(ctx)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.addrs[4], g.dirs[4] = ln.Addr().String(), t.TempDir()
+	g.start(4, ln)
+	if err := lead.node.AddLearner(ctx, 4, g.addrs[4]); err != nil {
+		t.Fatalf("AddLearner: %v", err)
+	}
+	added := lead.node.Status().Applied
+	for i := range 30 {
+		if _, _, err := lead.node.Propose(ctx, []byte("c"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Restart a follower once its own log is compacted past the change.
+	f := g.members[lead.id%3+1]
+	if err := f.node.WaitFor(ctx, func(st raft.Status) bool { return st.Snapshot > added+5 }); err != nil {
+		t.Fatalf("follower %d did not compact past the change at %d: %+v", f.id, added, f.node.Status())
+	}
+	g.stop(f.id)
+	g.start(f.id, nil)
+	f = g.members[f.id]
+	if err := lead.node.TransferLeadership(ctx, f.id); err != nil {
+		t.Fatalf("transfer to the restarted member: %v", err)
+	}
+	index, _, err := f.node.Propose(ctx, []byte("from the restarted leader"))
+	if err != nil {
+		t.Fatalf("propose on the restarted member: %v", err)
+	}
+	if err := g.members[4].node.WaitFor(ctx, func(st raft.Status) bool { return st.Applied >= index }); err != nil {
+		t.Fatalf("learner 4 never got index %d from leader %d: %+v", index, f.id, g.members[4].node.Status())
 	}
 }
 

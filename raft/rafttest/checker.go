@@ -22,8 +22,11 @@ type leaderID struct {
 // the whole run, across crashes.
 type checker struct {
 	leaderOf map[uint64]leaderID // term -> the node that led it
-	complete map[uint64]bool     // terms whose leader passed checkCompleteness
-	chains   map[logKey]uint64   // (index, term) -> prefix hash ending there, in any log ever written
+	// durable holds the terms whose leader had the term on its disk while
+	// it led: only such a leadership can have left a trace.
+	durable  map[uint64]bool
+	complete map[uint64]bool   // terms whose leader passed checkCompleteness
+	chains   map[logKey]uint64 // (index, term) -> prefix hash ending there, in any log ever written
 	// commit is the highest index any leader has committed. For each index
 	// up to it: the term of the leader that committed it first, and the
 	// prefix hash of that leader's log there.
@@ -39,7 +42,8 @@ type checker struct {
 }
 
 func newChecker() checker {
-	return checker{leaderOf: map[uint64]leaderID{}, complete: map[uint64]bool{}, chains: map[logKey]uint64{}}
+	return checker{leaderOf: map[uint64]leaderID{}, durable: map[uint64]bool{}, complete: map[uint64]bool{},
+		chains: map[logKey]uint64{}}
 }
 
 // confVoters returns the voters of leader n's configuration, which decides
@@ -48,6 +52,14 @@ func newChecker() checker {
 func (n *node) confVoters() []uint64 {
 	v, _ := n.core.Membership()
 	return v
+}
+
+// mayCampaign reports whether n is a voter in its configuration, or in
+// the one in effect at its commit index while a later one removes it
+// (thesis 4.2.2: it may be needed to commit its own removal).
+func (n *node) mayCampaign() bool {
+	committed, _ := n.core.MembershipAt(n.core.Status().Commit)
+	return slices.Contains(n.confVoters(), n.id) || slices.Contains(committed, n.id)
 }
 
 // observe checks n's status after an input or an Advance: term and commit
@@ -76,6 +88,10 @@ func (c *Cluster) observe(n *node) {
 		c.trace.add(event{at: c.now, kind: evRole, node: n.id, role: st.Role, a: st.Term})
 	}
 	n.term, n.commit, n.role = st.Term, st.Commit, st.Role
+	if voters, learners := n.core.Membership(); fmt.Sprint(voters, learners) != n.conf {
+		n.conf = fmt.Sprint(voters, learners)
+		c.Note("node %d: voters %v learners %v", n.id, voters, learners)
+	}
 	if st.Role == raft.RoleLeader {
 		c.checkLeader(n, st)
 	}
@@ -86,18 +102,22 @@ func (c *Cluster) observe(n *node) {
 func (c *Cluster) checkLeader(n *node, st raft.Status) {
 	me := leaderID{n.id, n.incarnation}
 	prev, ok := c.check.leaderOf[st.Term]
-	// A node may lead a term again after a restart if its first
-	// leadership left no trace: the term never reached its disk. Only a
-	// single voter can lead without persisting the term first (a candidate
-	// persists before it asks for votes, which checkSend enforces), and no
-	// one else heard from it.
-	forgotten := ok && prev.id == n.id && n.disk.hs.Term < st.Term && len(n.confVoters()) == 1
+	// A term may be led again, by any node, after its first leader
+	// crashed before the term reached its disk: that leadership left no
+	// trace. Only a single voter can lead before persisting the term (a
+	// candidate persists before it asks for votes), and it sends nothing
+	// as leader until then (both enforced by checkSend), so no one heard
+	// from it either.
+	forgotten := ok && prev != me && !c.check.durable[st.Term] && c.node(prev.id).incarnation != prev.incarnation
 	if ok && prev != me && !forgotten {
 		c.Fatalf("election safety: node %d (incarnation %d) and node %d (incarnation %d) both led term %d",
 			prev.id, prev.incarnation, n.id, n.incarnation, st.Term)
 	}
 	if !ok || forgotten {
 		c.check.leaderOf[st.Term] = me
+	}
+	if n.disk.hs.Term >= st.Term {
+		c.check.durable[st.Term] = true
 	}
 	if st.Commit > c.check.commit {
 		c.leaderCommitted(n, st)
@@ -204,9 +224,12 @@ func (c *Cluster) checkSend(n *node, m *raft.Message) {
 	case m.Type == raft.MsgVote && !backsVote(&n.disk, m.Term, n.id):
 		c.Fatalf("node %d asked for votes before persisting its own (disk: term %d vote %d): %s",
 			n.id, hs.Term, hs.Vote, formatMsg(m, 0))
+	case (m.Type == raft.MsgApp || m.Type == raft.MsgHeartbeat) && m.Term > hs.Term:
+		c.Fatalf("node %d spoke as leader of term %d before persisting the term (disk: term %d): %s",
+			n.id, m.Term, hs.Term, formatMsg(m, len(m.Entries)))
 	case m.Type == raft.MsgAppResp && !m.Reject:
 		c.checkAck(n, m)
-	case (m.Type == raft.MsgVote || m.Type == raft.MsgPreVote) && !slices.Contains(n.confVoters(), n.id):
+	case (m.Type == raft.MsgVote || m.Type == raft.MsgPreVote) && !n.mayCampaign():
 		c.Fatalf("node %d campaigns but is no voter in its configuration %v: %s", n.id, n.confVoters(), formatMsg(m, 0))
 	case m.Type == raft.MsgApp:
 		c.checkBatch(n, m)

@@ -115,6 +115,7 @@ type node struct {
 	// Last status seen in this incarnation, to check monotonicity.
 	term, commit uint64
 	role         raft.Role
+	conf         string              // the configuration last traced, as "voters [..] learners [..]"
 	pending      map[uint64]proposal // proposals awaiting their outcome, by index
 	proposed     bool                // proposals made since the last Ready
 	writing      *raft.Ready         // the Ready whose writes are not yet synced
@@ -365,6 +366,11 @@ func (c *Cluster) send(n *node, msgs []raft.Message) {
 	}
 }
 
+// maxInFlight bounds the messages on the simulated wire. No schedule
+// needs nearly as many: more means nodes answer messages with messages
+// without end, which a real network would carry too.
+const maxInFlight = 50_000
+
 func (c *Cluster) transmit(m *raft.Message, data []byte) {
 	f := &c.net.faults
 	switch {
@@ -376,6 +382,9 @@ func (c *Cluster) transmit(m *raft.Message, data []byte) {
 		return
 	}
 	c.trace.addMsg(c.now, evSend, m, "")
+	if len(c.net.wire) >= maxInFlight {
+		c.Fatalf("message storm: %d messages in flight, the last %s", len(c.net.wire), formatMsg(m, len(m.Entries)))
+	}
 	at, long := c.delay()
 	if !f.Reorder && !long {
 		at = c.net.inOrder(m.From, m.To, at)

@@ -115,10 +115,9 @@
 //
 // TestRandomSchedules runs one random schedule per seed: a random cluster
 // size and core configuration, a fault phase mixing everything above while
-// the client proposes, reads, asks for transfers, snapshots and adds and
-// removes learners, then CheckLiveness. With -voterchanges it also
-// promotes learners and removes voters (off by default until
-// TestRegression_RefusesLeaderOutsideConfiguration is fixed). By default
+// the client proposes, reads, asks for transfers, snapshots, adds
+// learners, promotes them and removes learners and voters, then
+// CheckLiveness. By default
 // it runs 1000 seeds (100 under the race detector, 100 with -short) on
 // every CPU. A failing seed prints the command that replays it alone:
 //
@@ -126,8 +125,7 @@
 //
 // Flags: -seed S runs one seed; -seeds N runs N seeds starting at
 // -firstseed (default 1); -soak runs 100000 seeds (what make soak runs,
-// with -timeout 0); -events N shows N events of a failing run's trace;
-// -voterchanges adds voter changes, as above.
+// with -timeout 0); -events N shows N events of a failing run's trace.
 //
 //	go test ./raft/rafttest -run TestRandomSchedules -soak -timeout 0
 //	go test ./raft/rafttest -run TestRandomSchedules -seeds 20000 -firstseed 500000

@@ -20,18 +20,14 @@ var (
 	firstSeed = flag.Uint64("firstseed", 1, "TestRandomSchedules: the first of the -seeds seeds")
 	traceFlag = flag.Int("events", 80, "events shown when a simulation fails")
 	soakFlag  = flag.Bool("soak", false, "TestRandomSchedules: run 100000 seeds")
-	// Off by default until TestRegression_RefusesLeaderOutsideConfiguration
-	// is fixed: a member that missed a change refuses a leader the change
-	// added, or that an uncommitted change removed, and stays behind.
-	voterChanges = flag.Bool("voterchanges", false, "TestRandomSchedules: promote learners and remove voters too")
 )
 
 // TestRandomSchedules runs many random fault schedules, one per seed: a
 // random cluster and core configuration, then a fault phase mixing every
 // fault the simulator has while a client proposes, reads (ReadIndex and
-// LeaseRead), asks for leadership transfers and snapshots, and adds and
-// removes learners (and voters, with -voterchanges), then healing and the
-// liveness check. Every invariant is checked at every step.
+// LeaseRead), asks for leadership transfers and snapshots, adds learners,
+// promotes them (by hand and automatically) and removes learners and
+// voters, leader included, then healing and the liveness check. Every invariant is checked at every step.
 func TestRandomSchedules(t *testing.T) {
 	if *seedFlag >= 0 {
 		replaySeed(t, uint64(*seedFlag))
@@ -180,9 +176,6 @@ func runSchedule(t TB, seed uint64, traceEvents int, cp **Cluster, setup func(*C
 	if mx.members {
 		opts.Spares = r.IntN(4)
 		opts.Config.PromoteLag = []int{-1, 0, 1, 5, 20}[r.IntN(5)]
-		if !*voterChanges {
-			opts.Config.PromoteLag = -1
-		}
 	}
 	c := NewCluster(t, opts)
 	*cp = c
@@ -228,17 +221,17 @@ func clientRequests(c *Cluster, r *rand.Rand, mx mix) {
 }
 
 // memberChanges maybe adds a spare node, promotes a learner or removes a
-// member (only adds and removes learners unless -voterchanges).
+// member.
 func memberChanges(c *Cluster, r *rand.Rand) {
 	voters, learners := c.Membership()
 	switch k := r.IntN(600); {
 	case k < 3:
 		c.AddNode()
-	case k < 4 && len(learners) > 0 && *voterChanges:
+	case k < 4 && len(learners) > 0:
 		c.PromoteNode(learners[r.IntN(len(learners))])
 	case k < 6 && len(learners) > 0:
 		c.RemoveNode(learners[r.IntN(len(learners))])
-	case k < 8 && *voterChanges:
+	case k < 8:
 		c.RemoveNode(voters[r.IntN(len(voters))])
 	}
 }

@@ -59,8 +59,7 @@ func (c *Cluster) Snapshot(id uint64) bool {
 	if n.core == nil || n.writing != nil || n.applied <= n.disk.snap.Index || n.applied <= n.core.Status().Snapshot {
 		return false
 	}
-	voters, learners := n.core.MembershipAt(n.applied)
-	meta := raft.SnapshotMeta{Index: n.applied, Term: n.disk.term(n.applied), Voters: voters, Learners: learners}
+	meta := n.core.SnapshotMetaAt(n.applied, n.disk.term(n.applied))
 	if err := n.core.Compact(n.applied); err != nil {
 		c.Fatalf("node %d: Compact(%d): %v", n.id, n.applied, err)
 	}
