@@ -158,10 +158,17 @@
 // refused. The leader proposes a learner's promotion by itself once the
 // learner is within Config.PromoteLag entries. A removed leader leads
 // until its removal commits, tells the most up-to-date voter to campaign
-// and steps down. A node outside the configuration, or a learner, never
-// campaigns or votes, and election messages from a non-voter are refused,
-// so a removed node cannot disrupt the group. Snapshots carry the
-// configuration at their index (SnapshotMeta.Voters and Learners); a
+// and steps down. A learner, or a node outside its configuration, never
+// campaigns, except a node whose removal is not yet committed (thesis
+// 4.2.2: it may hold the only complete log), which as leader counts a
+// quorum without itself. Vote requests and the current leader's
+// messages are heard from any node, as thesis 4.1 has it: the sender may
+// have been added by an entry this node has not received, and refusing
+// it could leave the node behind forever. A candidate counts only the
+// votes of its own voters, and pre-vote with the rule of thesis 4.2.3
+// keeps a removed node that does not know it from disrupting a healthy
+// group. Snapshots carry the configuration at their index and the
+// members' addresses (SnapshotMeta.Voters, Learners and Addrs); a
 // restart rebuilds it from Config.Voters and Learners, then the
 // snapshot's, then the configuration entries of the log.
 package raft

@@ -57,10 +57,11 @@ func (n *Node) PromoteLearner(ctx context.Context, id uint64) error {
 // change is applied on this node, which must lead. A leader that removes
 // itself leads until the change commits, then steps down.
 //
-// A removed member must never be started again on its old storage: a
-// majority of an old configuration, restarted with logs that predate
-// their removal, could elect a leader among themselves. Wipe its data or
-// give it a new id.
+// Do not start a removed member again on its old storage: if its log
+// predates the removal it still counts itself a voter, receives nothing
+// (the group no longer replicates to it) and campaigns in vain; pre-vote
+// and the members' lease on their leader keep it from disrupting them,
+// but it is never useful. Wipe its data and Join it as a new member.
 func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 	return n.changeConf(ctx, raft.ConfChange{Type: raft.ConfRemoveMember, NodeID: id})
 }
