@@ -5,10 +5,6 @@ import (
 	"fmt"
 )
 
-// NodeID names a member of a raft group. Zero means "none": no vote, no
-// known leader.
-type NodeID = uint64
-
 // MessageType tells what a Message asks or answers.
 //
 // The numeric values are part of the wire format: new types (issue 4 adds

@@ -119,9 +119,33 @@ type member struct {
 	served    chan error
 }
 
-func startMember(id uint64, ln net.Listener, addrs map[uint64]string, dir string) (*member, error) {
+// startMember starts member id serving on ln; on failure it closes what
+// it had started, ln included.
+func startMember(id uint64, ln net.Listener, addrs map[uint64]string, dir string) (_ *member, err error) {
 	m := &member{id: id, sm: &kv{data: map[string]string{}}, served: make(chan error, 1)}
-	var err error
+	serving := false
+	defer func() {
+		if err == nil {
+			return
+		}
+		if m.transport != nil {
+			m.transport.Close()
+		}
+		if m.srv != nil {
+			m.srv.Close() // closes ln if Serve has it
+		}
+		if serving {
+			<-m.served
+		} else {
+			ln.Close()
+		}
+		if m.pool != nil {
+			m.pool.Close()
+		}
+		if m.log != nil {
+			m.log.Close()
+		}
+	}()
 	if m.srv, err = rpc.NewServer(rpc.Config{}); err != nil {
 		return nil, err
 	}
@@ -143,9 +167,12 @@ func startMember(id uint64, ln net.Listener, addrs map[uint64]string, dir string
 		return nil, err
 	}
 	go func() { m.served <- m.srv.Serve(ln) }()
-	m.node, err = node.Start(node.Config{ID: id, Voters: voters, Storage: node.WALStorage(m.log),
-		Transport: m.transport, StateMachine: m.sm, TickInterval: 10 * time.Millisecond})
-	return m, err
+	serving = true
+	if m.node, err = node.Start(node.Config{ID: id, Voters: voters, Storage: node.WALStorage(m.log),
+		Transport: m.transport, StateMachine: m.sm, TickInterval: 10 * time.Millisecond}); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func (m *member) stop() {
@@ -181,6 +208,9 @@ func demoRaft(ctx context.Context, out io.Writer) error {
 	for id := uint64(1); id <= 3; id++ {
 		m, err := startMember(id, lns[id], addrs, fmt.Sprintf("%s/%d", root, id))
 		if err != nil {
+			for later := id + 1; later <= 3; later++ {
+				lns[later].Close()
+			}
 			return err
 		}
 		members[id] = m
