@@ -320,7 +320,10 @@ func (n *Node) handleReady() error {
 			return fmt.Errorf("node: save: %w", err)
 		}
 		if waitSync {
-			n.syncing, n.unapplied = &rd, n.applyDurable(&rd)
+			// A copy, so that only a Ready that waits for the disk is
+			// allocated on the heap, not every Ready.
+			syncing := rd
+			n.syncing, n.unapplied = &syncing, n.applyDurable(&syncing)
 			n.syncReq <- struct{}{}
 			return nil
 		}
@@ -440,12 +443,16 @@ func (n *Node) failWaiting(err error) {
 	}
 }
 
+// publishStatus makes the core's status visible to Status and WaitFor.
+// It runs after every turn of the driver, so it allocates only when the
+// status changed.
 func (n *Node) publishStatus() {
 	st := n.core.Status()
 	if old := n.status.Load(); old != nil && *old == st {
 		return
 	}
-	n.status.Store(&st)
+	published := st
+	n.status.Store(&published)
 	n.changedMu.Lock()
 	if n.changed != nil {
 		close(n.changed)
