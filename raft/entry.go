@@ -65,7 +65,7 @@ func (e *Entry) AppendBinary(b []byte) ([]byte, error) {
 // UnmarshalBinary decodes an entry that fills b exactly. Data is copied, so
 // b may be reused afterwards.
 func (e *Entry) UnmarshalBinary(b []byte) error {
-	n, err := e.decode(b)
+	n, err := e.decode(b, false)
 	if err != nil {
 		return err
 	}
@@ -76,8 +76,8 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 }
 
 // decode reads one entry from the front of b and returns how many bytes it
-// used. Data is copied out of b.
-func (e *Entry) decode(b []byte) (int, error) {
+// used. Data is copied out of b, or with share a capped slice of b.
+func (e *Entry) decode(b []byte, share bool) (int, error) {
 	d := decoder{b: b}
 	e.Index = d.uvarint()
 	e.Term = d.uvarint()
@@ -89,8 +89,12 @@ func (e *Entry) decode(b []byte) (int, error) {
 	if e.Type >= entryTypeCount {
 		return 0, fmt.Errorf("%w: entry type %d", ErrCorrupt, e.Type)
 	}
-	e.Data = nil
-	if len(data) > 0 {
+	switch {
+	case len(data) == 0:
+		e.Data = nil
+	case share:
+		e.Data = data[:len(data):len(data)]
+	default:
 		e.Data = append([]byte(nil), data...)
 	}
 	return d.off, nil

@@ -7,20 +7,20 @@ import "fmt"
 //
 //	applied <= applying <= committed <= lastIndex, stable <= lastIndex
 //
-// Entries never get rewritten in place: truncation copies the kept prefix
-// into a new array, so a slice handed out in a Ready or a Message keeps
-// its contents while the log moves on.
+// Entries never get rewritten in place (chunkedEntries copies what it
+// cuts into), so a slice handed out in a Ready or a Message keeps its
+// contents while the log moves on.
 //
 // A snapshot covers the prefix up to offset (snapshot.go): entries[0]
 // follows it, and the entry at offset is known by its term only.
 type raftLog struct {
-	entries    []Entry // entries[i].Index == offset+i+1
-	offset     uint64  // index of the last entry covered by the snapshot; 0 for none
-	offsetTerm uint64  // term of the entry at offset
-	stable     uint64  // highest index known durable (reported by Advance)
-	committed  uint64  // highest index known committed on a quorum
-	applying   uint64  // highest index handed out in Ready.Committed
-	applied    uint64  // highest index whose application Advance confirmed
+	entries    chunkedEntries // entry at position i has index offset+i+1
+	offset     uint64         // index of the last entry covered by the snapshot; 0 for none
+	offsetTerm uint64         // term of the entry at offset
+	stable     uint64         // highest index known durable (reported by Advance)
+	committed  uint64         // highest index known committed on a quorum
+	applying   uint64         // highest index handed out in Ready.Committed
+	applied    uint64         // highest index whose application Advance confirmed
 }
 
 // restoreLog rebuilds the log of a restarting node from its snapshot and
@@ -48,15 +48,15 @@ func restoreLog(snap SnapshotMeta, ents []Entry, commit, applied uint64) (raftLo
 	applied = max(applied, snap.Index)
 	commit = max(commit, applied)
 	return raftLog{
-		entries: ents[:n:n], offset: snap.Index, offsetTerm: snap.Term, stable: last,
+		entries: entriesOf(ents), offset: snap.Index, offsetTerm: snap.Term, stable: last,
 		committed: commit, applying: applied, applied: applied,
 	}, nil
 }
 
-func (l *raftLog) lastIndex() uint64 { return l.offset + uint64(len(l.entries)) }
+func (l *raftLog) lastIndex() uint64 { return l.offset + uint64(l.entries.len()) }
 
 // at returns the entry at index i, which must lie in (offset, lastIndex].
-func (l *raftLog) at(i uint64) *Entry { return &l.entries[i-l.offset-1] }
+func (l *raftLog) at(i uint64) *Entry { return l.entries.at(int(i - l.offset - 1)) }
 
 func (l *raftLog) lastTerm() uint64 {
 	t, _ := l.term(l.lastIndex())
@@ -92,7 +92,7 @@ func (l *raftLog) isUpToDate(lastIndex, lastTerm uint64) bool {
 
 // append adds entries that directly follow the last one.
 func (l *raftLog) append(ents ...Entry) {
-	l.entries = append(l.entries, ents...)
+	l.entries.append(ents...)
 }
 
 // maybeAppend applies a leader's MsgApp: if the log matches at
@@ -134,9 +134,8 @@ func (l *raftLog) truncateAndAppend(ents []Entry) {
 	if after < l.committed {
 		panic(fmt.Sprintf("raft: truncating committed entry %d (commit %d)", after+1, l.committed))
 	}
-	// A fresh array: slices handed out earlier keep the old entries.
-	keep := after - l.offset
-	l.entries = append(l.entries[:keep:keep], ents...)
+	l.entries.truncate(int(after - l.offset))
+	l.entries.append(ents...)
 	l.stable = min(l.stable, after)
 }
 
@@ -173,8 +172,7 @@ func (l *raftLog) slice(lo, hi uint64) []Entry {
 	if lo <= l.offset {
 		panic(fmt.Sprintf("raft: slice from %d, compacted through %d", lo, l.offset))
 	}
-	a, b := lo-l.offset-1, hi-l.offset-1
-	return l.entries[a:b:b]
+	return l.entries.slice(int(lo-l.offset-1), int(hi-l.offset-1))
 }
 
 func (l *raftLog) hasUnstable() bool { return l.lastIndex() > l.stable }

@@ -6,7 +6,7 @@ import (
 )
 
 func TestIsUpToDate(t *testing.T) {
-	l := raftLog{entries: logOf(1, 1, 3)}
+	l := raftLog{entries: entriesOf(logOf(1, 1, 3))}
 	tests := []struct {
 		index, term uint64
 		want        bool
@@ -22,7 +22,7 @@ func TestIsUpToDate(t *testing.T) {
 }
 
 func TestFindConflictByTerm(t *testing.T) {
-	l := raftLog{entries: logOf(1, 1, 2, 2, 5, 5)}
+	l := raftLog{entries: entriesOf(logOf(1, 1, 2, 2, 5, 5))}
 	tests := []struct{ index, term, wantIndex, wantTerm uint64 }{
 		{6, 5, 6, 5}, {6, 4, 4, 2}, {6, 1, 2, 1}, {6, 0, 0, 0},
 		{10, 3, 4, 2}, {3, 2, 3, 2}, {0, 7, 0, 0},
@@ -43,7 +43,7 @@ func TestBatchLimitsBytes(t *testing.T) {
 	for i := range 10 {
 		l.append(Entry{Index: uint64(i + 1), Term: 1, Data: big})
 	}
-	size := l.entries[0].EncodedSize()
+	size := l.entries.at(0).EncodedSize()
 	tests := []struct {
 		maxEntries, maxBytes, want int
 	}{

@@ -208,7 +208,17 @@ func (m *Message) AppendBinary(b []byte) ([]byte, error) {
 // copied, so b may be reused afterwards. It returns an error wrapping
 // ErrCorrupt for an unknown type or flag, a truncated or overlong input,
 // or an entry count the input cannot hold.
-func (m *Message) UnmarshalBinary(b []byte) error {
+func (m *Message) UnmarshalBinary(b []byte) error { return m.unmarshal(b, false) }
+
+// UnmarshalBinaryShared decodes like UnmarshalBinary, except that the data
+// of the entries points into b instead of being copied: a receiver that
+// copied a whole batch of messages once decodes it without one allocation
+// per entry. The caller must not modify b afterwards. Each Data is capped
+// at its own end, so appending to one cannot write over the next.
+func (m *Message) UnmarshalBinaryShared(b []byte) error { return m.unmarshal(b, true) }
+
+// unmarshal is UnmarshalBinary, with entry data shared with b if share.
+func (m *Message) unmarshal(b []byte, share bool) error {
 	*m = Message{}
 	d := decoder{b: b}
 	m.Type = MessageType(d.byte())
@@ -242,11 +252,12 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 	}
 	m.Reject = flags&flagReject != 0
 	m.Transfer = flags&flagTransfer != 0
-	return m.decodeEntries(b[d.off:], n)
+	return m.decodeEntries(b[d.off:], n, share)
 }
 
-// decodeEntries reads exactly n entries that fill b.
-func (m *Message) decodeEntries(b []byte, n uint64) error {
+// decodeEntries reads exactly n entries that fill b, sharing their data
+// with b if share.
+func (m *Message) decodeEntries(b []byte, n uint64, share bool) error {
 	if n > uint64(len(b)/minEntrySize) {
 		return fmt.Errorf("%w: %d entries cannot fit in %d bytes", ErrCorrupt, n, len(b))
 	}
@@ -255,7 +266,7 @@ func (m *Message) decodeEntries(b []byte, n uint64) error {
 	}
 	off := 0
 	for i := range m.Entries {
-		used, err := m.Entries[i].decode(b[off:])
+		used, err := m.Entries[i].decode(b[off:], share)
 		if err != nil {
 			return err
 		}

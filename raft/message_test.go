@@ -67,6 +67,31 @@ func TestMessageRoundTrip(t *testing.T) {
 	})
 }
 
+// TestMessageSharedDecode checks that the sharing decoder decodes what the
+// copying one does, and that each entry's data is capped at its own end,
+// so appending to it cannot overwrite the entry after it.
+func TestMessageSharedDecode(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		m := genMessage().Draw(t, "m")
+		b, _ := m.AppendBinary(nil)
+		var want, got Message
+		if err := want.UnmarshalBinary(b); err != nil {
+			t.Fatalf("UnmarshalBinary: %v", err)
+		}
+		if err := got.UnmarshalBinaryShared(b); err != nil {
+			t.Fatalf("UnmarshalBinaryShared: %v", err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("shared decode\n got %+v\nwant %+v", got, want)
+		}
+		for i, e := range got.Entries {
+			if cap(e.Data) != len(e.Data) {
+				t.Fatalf("entry %d: data has capacity %d beyond its length %d", i, cap(e.Data), len(e.Data))
+			}
+		}
+	})
+}
+
 func TestEntryRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		e := genEntry().Draw(t, "e")
@@ -178,8 +203,13 @@ func FuzzMessageDecode(f *testing.F) {
 // decoder ignored nothing. (The bytes may differ: a varint need not be
 // minimal.)
 func checkMessageReencodes(t *testing.T, b []byte) {
-	var m Message
-	if err := m.UnmarshalBinary(b); err != nil {
+	var m, shared Message
+	err := m.UnmarshalBinary(b)
+	if errShared := shared.UnmarshalBinaryShared(b); (err == nil) != (errShared == nil) ||
+		err == nil && !reflect.DeepEqual(shared, m) {
+		t.Fatalf("%x: shared decode gives %+v (%v), copying decode %+v (%v)", b, shared, errShared, m, err)
+	}
+	if err != nil {
 		return
 	}
 	again, _ := m.AppendBinary(nil)

@@ -137,7 +137,7 @@ func (c *Core) newest() SnapshotMeta {
 // collected while slices handed out earlier stay intact.
 func (l *raftLog) compact(i uint64) {
 	l.offsetTerm = l.at(i).Term
-	l.entries = slices.Clone(l.entries[i-l.offset:])
+	l.entries.dropFront(int(i - l.offset))
 	l.offset = i
 	l.stable = max(l.stable, i)
 }
@@ -147,14 +147,13 @@ func (l *raftLog) compact(i uint64) {
 // snapshot's index is dropped whole, since every entry after it belongs
 // to another history.
 func (l *raftLog) restore(m SnapshotMeta) {
-	var keep []Entry
 	if l.matchTerm(m.Index, m.Term) && m.Index > l.offset {
-		keep = slices.Clone(l.entries[m.Index-l.offset:])
-	}
-	l.entries, l.offset, l.offsetTerm = keep, m.Index, m.Term
-	if keep == nil {
+		l.entries.dropFront(int(m.Index - l.offset))
+	} else {
+		l.entries = chunkedEntries{}
 		l.stable = m.Index
 	}
+	l.offset, l.offsetTerm = m.Index, m.Term
 	l.stable = max(l.stable, m.Index)
 	l.committed = max(l.committed, m.Index)
 	l.applying = max(l.applying, m.Index)

@@ -348,12 +348,12 @@ func TestCompactDropsLogPrefix(t *testing.T) {
 		t.Fatalf("Compact again: %v, want ErrCompacted", err)
 	}
 	st := c.Status()
-	if st.Snapshot != applied || len(c.log.entries) != 0 || st.LastIndex != applied {
-		t.Fatalf("after Compact(%d): status %+v, %d entries in memory", applied, st, len(c.log.entries))
+	if st.Snapshot != applied || c.log.entries.len() != 0 || st.LastIndex != applied {
+		t.Fatalf("after Compact(%d): status %+v, %d entries in memory", applied, st, c.log.entries.len())
 	}
 	sc.proposeN(1, "y", 5) // the log goes on after the snapshot
 	sc.checkSame(1)
-	if got := len(c.log.entries); got != 5 {
+	if got := c.log.entries.len(); got != 5 {
 		t.Fatalf("%d entries in memory after 5 more, want 5", got)
 	}
 	if offs := sc.snapOffsets(2); len(offs) != 0 {
@@ -514,14 +514,14 @@ func TestSnapshotBadChecksumStartsOver(t *testing.T) {
 }
 
 func TestSnapshotReplacesDivergentLog(t *testing.T) {
-	l := raftLog{entries: logOf(1, 1, 2, 2, 2), stable: 5, committed: 2, applying: 2, applied: 2}
+	l := raftLog{entries: entriesOf(logOf(1, 1, 2, 2, 2)), stable: 5, committed: 2, applying: 2, applied: 2}
 	l.restore(SnapshotMeta{Index: 4, Term: 3})
-	if l.lastIndex() != 4 || l.lastTerm() != 3 || len(l.entries) != 0 || l.committed != 4 || l.stable != 4 {
+	if l.lastIndex() != 4 || l.lastTerm() != 3 || l.entries.len() != 0 || l.committed != 4 || l.stable != 4 {
 		t.Fatalf("divergent log after restore: %+v", l)
 	}
-	l = raftLog{entries: logOf(1, 1, 2, 2, 2), stable: 5, committed: 2, applying: 2, applied: 2}
+	l = raftLog{entries: entriesOf(logOf(1, 1, 2, 2, 2)), stable: 5, committed: 2, applying: 2, applied: 2}
 	l.restore(SnapshotMeta{Index: 3, Term: 2})
-	if l.lastIndex() != 5 || len(l.entries) != 2 || l.entries[0].Index != 4 || l.committed != 3 {
+	if l.lastIndex() != 5 || l.entries.len() != 2 || l.entries.at(0).Index != 4 || l.committed != 3 {
 		t.Fatalf("matching log after restore: %+v", l)
 	}
 }

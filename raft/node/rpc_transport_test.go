@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"slices"
@@ -201,6 +203,38 @@ func TestBatchRoundTrip(t *testing.T) {
 	}
 	if fmt.Sprint(out) != fmt.Sprint(in) {
 		t.Errorf("round trip = %v, want %v", out, in)
+	}
+	// The decoded entries share a copy of the payload, not the payload,
+	// which the rpc layer may reuse.
+	clear(b)
+	if got := string(out[0].Entries[0].Data); got != "x" {
+		t.Errorf("entry data after the payload was overwritten = %q, want %q", got, "x")
+	}
+}
+
+// TestBatchWireForm checks the in-place encoder against the wire form
+// spelled out: the count, then each message's length and bytes, for
+// lengths that take one, two and three bytes.
+func TestBatchWireForm(t *testing.T) {
+	in := batch{
+		{Type: raft.MsgAppResp, From: 2, To: 1, Term: 3, Index: 9},
+		{Type: raft.MsgApp, From: 1, To: 2, Term: 3, Entries: []raft.Entry{{Index: 1, Term: 3, Data: make([]byte, 200)}}},
+		{Type: raft.MsgApp, From: 1, To: 2, Term: 3, Entries: []raft.Entry{{Index: 2, Term: 3, Data: make([]byte, 20000)}}},
+		{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 3, Context: 7},
+	}
+	want := binary.AppendUvarint(nil, uint64(len(in)))
+	for i := range in {
+		m, _ := in[i].AppendBinary(nil)
+		want = binary.AppendUvarint(want, uint64(len(m)))
+		want = append(want, m...)
+	}
+	got, _ := in.AppendBinary([]byte("prefix"))
+	if string(got[:6]) != "prefix" || !bytes.Equal(got[6:], want) {
+		t.Fatalf("wire form differs from count, then length and bytes of each message")
+	}
+	var out batch
+	if err := out.UnmarshalBinary(got[6:]); err != nil || fmt.Sprint(out) != fmt.Sprint(in) {
+		t.Errorf("round trip = %v (%v), want %v", out, err, in)
 	}
 }
 

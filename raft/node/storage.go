@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/bifrost-go/bifrost/raft"
@@ -39,22 +38,45 @@ type Compacter interface {
 // can rebuild. It is also a Compacter and a SnapshotStore, so a node on
 // it keeps its snapshots in memory too. It is safe for concurrent use.
 type MemoryStorage struct {
-	mu       sync.Mutex // protects the following
-	hs       raft.HardState
-	offset   uint64 // index of the last entry compacted away
-	entries  []raft.Entry
+	mu     sync.Mutex // protects the following
+	hs     raft.HardState
+	offset uint64 // index of the last entry compacted away
+	last   uint64 // index of the last entry
+	// chunks hold the entries in arrays of memChunk, so that a growing
+	// log never copies what it holds: chunks[k][j] is the entry at index
+	// first+k*memChunk+j. Slots at or below offset or above last are
+	// unused.
+	chunks   [][]raft.Entry
+	first    uint64
 	snapMeta raft.SnapshotMeta
 	snapData []byte
 }
 
+// memChunk is how many entries one array of a MemoryStorage holds.
+const memChunk = 1024
+
 // NewMemoryStorage returns an empty MemoryStorage.
-func NewMemoryStorage() *MemoryStorage { return &MemoryStorage{} }
+func NewMemoryStorage() *MemoryStorage { return &MemoryStorage{first: 1} }
 
 // Load returns a copy of what was saved.
 func (s *MemoryStorage) Load() (raft.HardState, []raft.Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.hs, slices.Clone(s.entries), nil
+	var out []raft.Entry
+	for i := s.offset + 1; i <= s.last; i++ {
+		out = append(out, *s.at(i))
+	}
+	return s.hs, out, nil
+}
+
+// at returns the slot of index i, which must lie in [first, last+1].
+func (s *MemoryStorage) at(i uint64) *raft.Entry {
+	q := i - s.first
+	k, j := q/memChunk, q%memChunk
+	if k == uint64(len(s.chunks)) {
+		s.chunks = append(s.chunks, make([]raft.Entry, memChunk))
+	}
+	return &s.chunks[k][j]
 }
 
 // Save records hs (unless zero) and entries, replacing any suffix the
@@ -64,11 +86,13 @@ func (s *MemoryStorage) Save(hs raft.HardState, entries []raft.Entry) error {
 	defer s.mu.Unlock()
 	if len(entries) > 0 {
 		first := entries[0].Index
-		last := s.offset + uint64(len(s.entries))
-		if first <= s.offset || first > last+1 {
-			return fmt.Errorf("node: memory storage: entry %d does not follow %d (compacted through %d)", first, last, s.offset)
+		if first <= s.offset || first > s.last+1 {
+			return fmt.Errorf("node: memory storage: entry %d does not follow %d (compacted through %d)", first, s.last, s.offset)
 		}
-		s.entries = append(s.entries[:first-s.offset-1], entries...)
+		for _, e := range entries {
+			*s.at(e.Index) = e
+		}
+		s.last = entries[len(entries)-1].Index
 	}
 	if !hs.IsZero() {
 		s.hs = hs
@@ -83,9 +107,16 @@ func (s *MemoryStorage) Compact(index uint64) error {
 	if index <= s.offset {
 		return nil
 	}
-	drop := min(index-s.offset, uint64(len(s.entries)))
-	s.entries = slices.Clone(s.entries[drop:])
 	s.offset = index
+	if index >= s.last {
+		s.last, s.chunks, s.first = index, nil, index+1
+		return nil
+	}
+	drop := (index + 1 - s.first) / memChunk
+	clear(s.chunks[:drop]) // the backing array would keep them alive
+	s.chunks = s.chunks[drop:]
+	s.first += drop * memChunk
+	clear(s.chunks[0][:index+1-s.first]) // let the compacted data go
 	return nil
 }
 
