@@ -28,8 +28,10 @@
 // Propose returns the command's log index and the state machine's result
 // once the command is applied on the proposing node. A proposal whose
 // index ends up holding another leader's entry fails with
-// raft.ErrProposalDropped; one whose context ends first has an unknown
-// outcome, as with any RPC.
+// raft.ErrProposalDropped. One whose proposer stops leading before it
+// commits fails with ErrLeadershipLost, and one whose context ends first
+// fails with the context's error: both have an unknown outcome, as with
+// any RPC.
 //
 // Reads have names. ReadIndex is linearizable: the leader confirms with a
 // heartbeat round that it still leads (concurrent reads share rounds), and

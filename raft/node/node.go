@@ -21,6 +21,11 @@ var (
 	// ErrStopped: the node was stopped, or stopped itself after a storage
 	// failure, before the call finished.
 	ErrStopped = errors.New("node: stopped")
+	// ErrLeadershipLost: the node stopped leading before the command
+	// committed. The outcome is unknown: a later leader that holds the
+	// entry may still commit it, or it may never commit. Retry only a
+	// command that is safe to apply twice, or deduplicate (sessions).
+	ErrLeadershipLost = errors.New("node: leadership lost before the command committed; it may still commit")
 )
 
 // StateMachine is the application replicated by the group.
@@ -149,7 +154,10 @@ func Start(cfg Config) (*Node, error) {
 
 // Propose replicates cmd and waits until it is applied on this node, then
 // returns its log index and the state machine's result. On a node that is
-// not the leader it fails with raft.ErrNotLeader. If ctx ends first, the
+// not the leader it fails with raft.ErrNotLeader. It fails with
+// raft.ErrProposalDropped once another entry took the command's index,
+// and with ErrLeadershipLost if this node stops leading before the
+// command commits. With ErrLeadershipLost, or if ctx ends first, the
 // command may still commit later: the outcome is unknown to the caller.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (index uint64, value []byte, err error) {
 	p := &proposal{cmd: cmd, done: make(chan result, 1)}
@@ -244,6 +252,7 @@ func (n *Node) run() {
 		n.gather()
 		n.gatherMoreProposals()
 		n.applyEarly()
+		n.failDeposed()
 		n.publishStatus() // an operation may change the status without a Ready
 	}
 }
@@ -476,6 +485,26 @@ func (n *Node) apply(entries []raft.Entry) {
 			continue
 		}
 		p.done <- result{index: e.Index, value: value}
+	}
+}
+
+// failDeposed answers, once this node no longer leads, the proposals it
+// made as leader that have not committed here: ErrLeadershipLost, the
+// outcome being unknown. Waiting on would be honest but could last
+// forever: the answer comes when the log reaches the proposal's index,
+// and a new leader with a shorter log reaches it only with new commands,
+// which may never come (callers all waiting here propose none). A
+// committed proposal is left to apply, which settles it for sure.
+func (n *Node) failDeposed() {
+	if len(n.waiting) == 0 || n.core.Status().Role == raft.RoleLeader {
+		return
+	}
+	commit := n.core.Status().Commit
+	for i, p := range n.waiting {
+		if i > commit {
+			p.done <- result{err: ErrLeadershipLost}
+			delete(n.waiting, i)
+		}
 	}
 }
 

@@ -312,6 +312,39 @@ func TestBadConfig(t *testing.T) {
 	}
 }
 
+// A leader cut off with proposals in flight steps down (check-quorum);
+// its callers learn ErrLeadershipLost instead of waiting for an index the
+// new leader's log may never reach.
+func TestDeposedLeaderAnswersItsProposals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3)
+		old := c.waitLeader(time.Second)
+		c.nw.isolate(old)
+		errs := make(chan error, 3)
+		for i := range 3 {
+			go func() {
+				_, _, err := c.nodes[old].Propose(context.Background(), fmt.Appendf(nil, "lost%d", i))
+				errs <- err
+			}()
+		}
+		time.Sleep(50 * testTick)
+		synctest.Wait()
+		if st := c.nodes[old].Status(); st.Role == raft.RoleLeader {
+			t.Fatalf("isolated node %d still leads term %d", old, st.Term)
+		}
+		for range 3 {
+			select {
+			case err := <-errs:
+				if !errors.Is(err, ErrLeadershipLost) {
+					t.Errorf("proposal on the deposed leader: %v, want ErrLeadershipLost", err)
+				}
+			default:
+				t.Fatal("a proposal on the deposed leader is still waiting")
+			}
+		}
+	})
+}
+
 func TestPartitionedLeaderRejoinsAsFollower(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTestCluster(t, 3)
