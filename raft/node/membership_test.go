@@ -184,15 +184,7 @@ func TestRPCAddLearnerPromoteRemoveLeader(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.addrs[4], g.dirs[4] = ln.Addr().String(), t.TempDir()
-	g.start(4, ln)
-	if err := lead.node.AddLearner(ctx, 4, g.addrs[4]); err != nil {
-		t.Fatalf("AddLearner: %v", err)
-	}
+	g.addLearner(ctx, lead, 4)
 	isVoter := func(n *Node, id uint64) func(raft.Status) bool {
 		return func(raft.Status) bool {
 			voters, _, err := n.Membership(ctx)
@@ -208,7 +200,7 @@ func TestRPCAddLearnerPromoteRemoveLeader(t *testing.T) {
 	}
 	g.stop(lead.id)
 	next := g.waitLeader(ctx)
-	_, _, err = next.node.Propose(ctx, []byte("after"))
+	_, _, err := next.node.Propose(ctx, []byte("after"))
 	for err != nil && ctx.Err() == nil { // a leader elected just before may still be replaced
 		next = g.waitLeader(ctx)
 		_, _, err = next.node.Propose(ctx, []byte("after"))
@@ -222,6 +214,21 @@ func TestRPCAddLearnerPromoteRemoveLeader(t *testing.T) {
 	}
 	if got := g.members[4].sm.snapshot(); len(got) != 21 {
 		t.Errorf("new member applied %d commands, want 21", len(got))
+	}
+}
+
+// addLearner starts member id on a new loopback listener and has lead
+// add it as a learner.
+func (g *loopbackGroup) addLearner(ctx context.Context, lead *loopbackMember, id uint64) {
+	g.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.addrs[id], g.dirs[id] = ln.Addr().String(), g.t.TempDir()
+	g.start(id, ln)
+	if err := lead.node.AddLearner(ctx, id, g.addrs[id]); err != nil {
+		g.t.Fatalf("AddLearner(%d): %v", id, err)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -364,15 +363,7 @@ func FuzzDecodeSnapshotFile(f *testing.F) {
 // logs past what it holds restarts, catches up by the snapshot, and
 // restarts once more from its own snapshot.
 func TestRPCRestartNeedsSnapshot(t *testing.T) {
-	base := t.TempDir()
-	sms := map[uint64]*snapSM{}
-	var mu sync.Mutex // protects sms
-	g := newLoopbackGroupWith(t, 3, func(cfg *Config) {
-		mu.Lock()
-		defer mu.Unlock()
-		sms[cfg.ID] = &snapSM{t: t}
-		cfg.StateMachine = sms[cfg.ID]
-		cfg.SnapshotDir = filepath.Join(base, strconv.FormatUint(cfg.ID, 10))
+	g, sm := newSnapshottingGroup(t, func(cfg *Config) {
 		cfg.SnapshotEntries = 20
 		cfg.SnapshotChunkBytes = 64
 		cfg.SnapshotCatchUpEntries = 5
@@ -397,9 +388,7 @@ func TestRPCRestartNeedsSnapshot(t *testing.T) {
 		if err := m.node.WaitFor(ctx, func(st raft.Status) bool { return st.Applied >= applied }); err != nil {
 			t.Fatalf("round %d: restarted member reached %+v, want applied %d: %v", round, m.node.Status(), applied, err)
 		}
-		mu.Lock()
-		sm := sms[behind]
-		mu.Unlock()
+		sm := sm(behind)
 		// A leader change during the install may bring a second,
 		// newer snapshot; the state must come out the same.
 		if _, cmds, restores := sm.state(); restores < 1 || len(cmds) != 50 {
@@ -411,35 +400,41 @@ func TestRPCRestartNeedsSnapshot(t *testing.T) {
 	}
 }
 
-// A member added at run time is known to the others by the address its
-// ConfAddLearner entry carried. Once every log is compacted past that
-// entry, a member restarted with its static peer list learns the address
-// from its snapshot, or it could never reach the new member as leader.
-func TestRPCRestartLearnsAddressesFromSnapshot(t *testing.T) {
+// newSnapshottingGroup starts a 3-member loopback group whose members
+// snapshot into their own directories, tweaked by tweak; sm returns the
+// state machine member id runs now.
+func newSnapshottingGroup(t *testing.T, tweak func(*Config)) (g *loopbackGroup, sm func(id uint64) *snapSM) {
 	base := t.TempDir()
-	var mu sync.Mutex // protects the map behind g's tweak
+	var mu sync.Mutex // protects sms
 	sms := map[uint64]*snapSM{}
-	g := newLoopbackGroupWith(t, 3, func(cfg *Config) {
+	g = newLoopbackGroupWith(t, 3, func(cfg *Config) {
 		mu.Lock()
 		defer mu.Unlock()
 		sms[cfg.ID] = &snapSM{t: t}
 		cfg.StateMachine = sms[cfg.ID]
 		cfg.SnapshotDir = filepath.Join(base, strconv.FormatUint(cfg.ID, 10))
+		tweak(cfg)
+	})
+	return g, func(id uint64) *snapSM {
+		mu.Lock()
+		defer mu.Unlock()
+		return sms[id]
+	}
+}
+
+// A member added at run time is known to the others by the address its
+// ConfAddLearner entry carried. Once every log is compacted past that
+// entry, a member restarted with its static peer list learns the address
+// from its snapshot, or it could never reach the new member as leader.
+func TestRPCRestartLearnsAddressesFromSnapshot(t *testing.T) {
+	g, _ := newSnapshottingGroup(t, func(cfg *Config) {
 		cfg.SnapshotEntries = 10
 		cfg.PromoteLag = -1 // node 4 stays a learner: the voters' quorum does not need it
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	lead := g.waitLeader(ctx)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.addrs[4], g.dirs[4] = ln.Addr().String(), t.TempDir()
-	g.start(4, ln)
-	if err := lead.node.AddLearner(ctx, 4, g.addrs[4]); err != nil {
-		t.Fatalf("AddLearner: %v", err)
-	}
+	g.addLearner(ctx, lead, 4)
 	added := lead.node.Status().Applied
 	for i := range 30 {
 		if _, _, err := lead.node.Propose(ctx, []byte("c"+strconv.Itoa(i))); err != nil {
