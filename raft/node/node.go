@@ -71,6 +71,7 @@ type Node struct {
 	// Owned by the driver goroutine.
 	core      *raft.Core
 	waiting   map[uint64]*proposal // proposals by log index, until applied
+	settled   []settledProposal    // apply's scratch, reused
 	syncing   *raft.Ready          // the Ready whose write is being synced, if any
 	unapplied []raft.Entry         // syncing's committed entries not yet applied
 	syncReq   chan struct{}        // to the sync goroutine: "sync now"; size one
@@ -464,8 +465,14 @@ func (n *Node) persist(rd raft.Ready) (waitSync bool, err error) {
 
 // apply hands committed commands to the state machine and answers the
 // proposals they settle. A proposal whose index now holds an entry of
-// another term lost its place to a new leader: it was dropped.
+// another term lost its place to a new leader: it was dropped. The
+// status is published before the answers go, so a caller that learns
+// its command applied sees it applied in Status too.
 func (n *Node) apply(entries []raft.Entry) {
+	if len(entries) == 0 {
+		return
+	}
+	settled := n.settled[:0]
 	for _, e := range entries {
 		var value []byte
 		if e.Type == raft.EntryNormal {
@@ -480,12 +487,27 @@ func (n *Node) apply(entries []raft.Entry) {
 			continue
 		}
 		delete(n.waiting, e.Index)
+		r := result{index: e.Index, value: value}
 		if p.term != e.Term {
-			p.done <- result{err: raft.ErrProposalDropped}
-			continue
+			r = result{err: raft.ErrProposalDropped}
 		}
-		p.done <- result{index: e.Index, value: value}
+		settled = append(settled, settledProposal{p, r})
 	}
+	if len(settled) > 0 {
+		n.publishStatus()
+		for _, s := range settled {
+			s.p.done <- s.r
+		}
+	}
+	clear(settled) // drop the references to answered proposals
+	n.settled = settled[:0]
+}
+
+// settledProposal is a proposal and its answer, held back by apply until
+// the status shows the entries applied.
+type settledProposal struct {
+	p *proposal
+	r result
 }
 
 // failDeposed answers, once this node no longer leads, the proposals it
@@ -520,6 +542,10 @@ func (n *Node) failWaiting(err error) {
 // status changed.
 func (n *Node) publishStatus() {
 	st := n.core.Status()
+	// The state machine's applied index: the core learns it only when
+	// the Ready that handed the entries out is done, and entries applied
+	// early (applyDurable) would show late.
+	st.Applied = max(st.Applied, n.applied)
 	if old := n.status.Load(); old != nil && *old == st {
 		return
 	}
