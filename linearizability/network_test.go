@@ -40,8 +40,8 @@ func (f faults) delay(rng *rand.Rand) time.Duration {
 
 // network carries raft messages between the servers of a test cluster,
 // with the faults of its faults field, partitions and crashed servers. A
-// message is delivered by a timer of the synctest bubble after its delay,
-// to whatever incarnation of its receiver runs then.
+// message is delivered by its link's timer in the synctest bubble after
+// its delay, to whatever incarnation of its receiver runs then.
 type network struct {
 	mu      sync.Mutex // protects the following
 	rng     *rand.Rand
@@ -59,6 +59,11 @@ type link struct {
 	mu     sync.Mutex // serializes deliveries, so a link stays in order
 	queue  []inFlight // guarded by network.mu
 	latest time.Time  // when the last message sent in order arrives; network.mu
+	// timer delivers the queue: one per link, set for the earliest
+	// message (at, zero when unset), rather than one timer and goroutine
+	// per message, which the race detector's bookkeeping suffers under.
+	timer *time.Timer // network.mu
+	at    time.Time   // network.mu
 }
 
 type inFlight struct {
@@ -146,7 +151,21 @@ func (nw *network) send(m raft.Message) {
 		l.latest = at
 	}
 	l.queue = append(l.queue, inFlight{at: at, m: m})
-	time.AfterFunc(time.Until(at), func() { nw.arrive(l) })
+	l.wakeAt(at, func() { nw.arrive(l) })
+}
+
+// wakeAt sets l's timer to fire at t, unless it fires earlier already.
+// The caller holds network.mu.
+func (l *link) wakeAt(t time.Time, arrive func()) {
+	switch {
+	case l.timer == nil:
+		l.timer = time.AfterFunc(time.Until(t), arrive)
+	case l.at.IsZero() || t.Before(l.at):
+		l.timer.Reset(time.Until(t))
+	default:
+		return
+	}
+	l.at = t
 }
 
 // arrive delivers the messages on l that are due, in queue order, unless a
@@ -171,6 +190,11 @@ func (nw *network) arrive(l *link) {
 	})
 	if len(due) > 0 {
 		fn = nw.deliver[due[0].To]
+	}
+	l.at = time.Time{}
+	if len(l.queue) > 0 {
+		next := slices.MinFunc(l.queue, func(a, b inFlight) int { return a.at.Compare(b.at) }).at
+		l.wakeAt(next, func() { nw.arrive(l) })
 	}
 	nw.mu.Unlock()
 	if fn == nil {
