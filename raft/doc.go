@@ -74,7 +74,10 @@
 //     asynchronously); whatever they produce comes in the next Ready.
 //     Such a driver drops the AfterPersist messages that Core.Stale
 //     reports once the write is durable: they speak for a term the node
-//     has left since.
+//     has left since. Between the two it may also apply, with
+//     TakeDurableCommitted, the entries that committed meanwhile and are
+//     durable already (those of earlier Readys), instead of waiting for
+//     the next Ready.
 //
 // Proposals are sent from HasReady and Ready rather than from Propose, so
 // all proposals made between two Ready calls travel in one batch.
