@@ -400,7 +400,7 @@ func (n *Node) applyEarly() {
 	if n.syncing == nil || !n.syncing.Snapshot.IsZero() {
 		return
 	}
-	if ents := n.core.TakeDurableCommitted(); len(ents) > 0 {
+	if ents := n.core.TakeDurableCommitted(n.applied); len(ents) > 0 {
 		n.apply(ents)
 		n.reads.release(n.applied)
 	}

@@ -370,8 +370,8 @@ func (c *Cluster) apply(n *node, ents []raft.Entry) {
 			c.Fatalf("node %d applied index %d after %d", n.id, e.Index, n.applied)
 		case e.Index > c.check.commit:
 			c.Fatalf("node %d applied index %d, no leader committed past %d", n.id, e.Index, c.check.commit)
-		case e.Index > n.disk.hs.Commit:
-			c.Fatalf("node %d applied index %d beyond its persisted commit %d", n.id, e.Index, n.disk.hs.Commit)
+		case e.Index > n.core.Status().Commit:
+			c.Fatalf("node %d applied index %d beyond its commit index %d", n.id, e.Index, n.core.Status().Commit)
 		case !n.onDisk(e):
 			c.Fatalf("node %d applied index %d term %d, which is not the entry in its durable log", n.id, e.Index, e.Term)
 		case n.disk.chainAt(e.Index) != c.check.commitChain[e.Index-1]:

@@ -272,6 +272,21 @@ func (c *Cluster) afterInput(n *node) {
 		}
 		c.handleReady(n, n.core.Ready())
 	}
+	c.applyEarly(n)
+}
+
+// applyEarly applies, while n's Ready is being written, what committed
+// meanwhile and is durable already (raft.Core.TakeDurableCommitted), as
+// raft/node's driver does. Not while a snapshot is being installed: its
+// restore comes first.
+func (c *Cluster) applyEarly(n *node) {
+	if n.core == nil || n.writing == nil || !n.writing.Snapshot.IsZero() {
+		return
+	}
+	if ents := n.core.TakeDurableCommitted(n.applied); len(ents) > 0 {
+		c.apply(n, ents)
+		c.observe(n)
+	}
 }
 
 // handleReady is the driver: Messages go out at once, then the hard state
