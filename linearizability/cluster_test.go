@@ -226,13 +226,17 @@ func (c *cluster) waitConverged(limit time.Duration) error {
 		commit := lead.node.Status().Commit
 		states := map[uint64]map[string]string{}
 		var applied []uint64
+		caughtUp := true
 		for _, id := range c.running() {
 			s := c.server(id)
-			_, data := s.kv.State()
-			applied = append(applied, s.node.Status().Applied)
+			caughtUp = caughtUp && s.node.Status().Applied >= commit
+			// The store's own applied index, read with its data: the
+			// node may apply more between two separate reads.
+			kvApplied, data := s.kv.State()
+			applied = append(applied, kvApplied)
 			states[id] = data
 		}
-		if slices.Min(applied) != slices.Max(applied) || applied[0] < commit {
+		if !caughtUp || slices.Min(applied) != slices.Max(applied) {
 			continue
 		}
 		for id, data := range states {
