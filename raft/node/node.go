@@ -211,6 +211,11 @@ func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	defer n.failWaiting(ErrStopped)
+	defer func() {
+		if err := n.finishSnapshotSave(); err != nil && n.err == nil {
+			n.log.Error("raft node stopping: snapshot save", "err", err)
+		}
+	}()
 	if async, ok := n.cfg.Storage.(asyncStorage); ok {
 		n.syncReq, n.synced = make(chan struct{}, 1), make(chan error, 1)
 		var wg sync.WaitGroup
@@ -238,6 +243,11 @@ func (n *Node) run() {
 			n.proposeOne(p)
 		case op := <-n.opc:
 			n.runOps(op)
+		case sv := <-n.snaps.saving:
+			if err := n.snapshotSaved(sv); err != nil {
+				n.fail(err)
+				return
+			}
 		case err := <-synced:
 			if err == nil {
 				err = n.finishReady(n.syncing, n.unapplied)

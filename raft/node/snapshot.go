@@ -62,6 +62,9 @@ type snapshots struct {
 	sending map[uint64]heldSnapshot
 	recv    []byte // a snapshot arriving from the leader
 	recvSum uint32 // its checksum
+	// saving delivers the outcome of the snapshot this node took and is
+	// writing in the background; nil when none is.
+	saving chan savedSnapshot
 	// appliedTerm is the term of the last entry applied; entries and
 	// bytes count the entries and command bytes applied since the newest
 	// snapshot.
@@ -223,6 +226,9 @@ func (n *Node) receiveSnapshot(rd raft.Ready) error {
 	if s.store == nil || s.sm == nil {
 		return errors.New("node: received a snapshot, but the state machine is no Snapshotter")
 	}
+	if err := n.finishSnapshotSave(); err != nil {
+		return err
+	}
 	if err := s.store.SaveSnapshot(meta, s.recv); err != nil {
 		return err
 	}
@@ -266,13 +272,25 @@ func (n *Node) restoreSnapshot(rd raft.Ready) error {
 	return nil
 }
 
-// maybeSnapshot takes a snapshot and compacts the log once enough was
-// applied since the last one.
+// savedSnapshot is the outcome of writing a snapshot in the background.
+type savedSnapshot struct {
+	meta raft.SnapshotMeta
+	data []byte
+	sum  uint32
+	err  error
+}
+
+// maybeSnapshot takes a snapshot once enough was applied since the last
+// one, and has it written in the background: writing and syncing a large
+// state takes longer than an election timeout, and the driver must go on
+// ticking, heartbeating and committing meanwhile. The state machine's
+// Snapshot runs here, between two Applys; snapshotSaved compacts the log
+// once the snapshot is durable. One snapshot is written at a time.
 func (n *Node) maybeSnapshot() error {
 	s := n.snaps
 	due := n.cfg.SnapshotEntries > 0 && s.entries >= n.cfg.SnapshotEntries ||
 		n.cfg.SnapshotBytes > 0 && s.bytes >= n.cfg.SnapshotBytes
-	if s.sm == nil || s.store == nil || !due || n.applied <= s.meta.Index {
+	if s.sm == nil || s.store == nil || !due || n.applied <= s.meta.Index || s.saving != nil {
 		return nil
 	}
 	s.entries, s.bytes = 0, 0
@@ -282,12 +300,40 @@ func (n *Node) maybeSnapshot() error {
 		return nil
 	}
 	meta := n.core.SnapshotMetaAt(n.applied, s.appliedTerm)
-	if err := s.store.SaveSnapshot(meta, data); err != nil {
-		return err
+	done := make(chan savedSnapshot, 1)
+	s.saving = done
+	store := s.store
+	go func() {
+		done <- savedSnapshot{meta: meta, data: data, sum: raft.SnapshotChecksum(data), err: store.SaveSnapshot(meta, data)}
+	}()
+	return nil
+}
+
+// snapshotSaved finishes a snapshot written in the background: it becomes
+// the one sent to followers, and the log is compacted into it, unless a
+// newer snapshot from the leader was installed meanwhile.
+func (n *Node) snapshotSaved(sv savedSnapshot) error {
+	s := n.snaps
+	s.saving = nil
+	if sv.err != nil {
+		return fmt.Errorf("node: save snapshot: %w", sv.err)
 	}
-	s.meta, s.data, s.sum = meta, data, raft.SnapshotChecksum(data)
-	if err := n.core.Compact(meta.Index); err != nil {
+	if sv.meta.Index <= n.core.Status().Snapshot {
+		return nil
+	}
+	s.meta, s.data, s.sum = sv.meta, sv.data, sv.sum
+	if err := n.core.Compact(sv.meta.Index); err != nil {
 		return fmt.Errorf("node: compact: %w", err)
 	}
-	return n.compactStorage(meta.Index)
+	return n.compactStorage(sv.meta.Index)
+}
+
+// finishSnapshotSave waits for the snapshot being written in the
+// background, if any, and finishes it: before a snapshot from the leader
+// is saved to the same store, and when the driver stops.
+func (n *Node) finishSnapshotSave() error {
+	if n.snaps.saving == nil {
+		return nil
+	}
+	return n.snapshotSaved(<-n.snaps.saving)
 }

@@ -17,7 +17,11 @@ import (
 // SnapshotStore keeps a node's newest snapshot durably. A Node saves a
 // snapshot before it compacts its log into it and before it acknowledges
 // one received from its leader, so whatever a store returns after a crash
-// covers every entry the log no longer holds.
+// covers every entry the log no longer holds. A Node never overlaps two
+// calls, but a snapshot it took itself is saved from a goroutine of its
+// own, beside the driver (a large state takes a while to write): a
+// Storage that is also the SnapshotStore must allow SaveSnapshot while
+// its other methods run, as MemoryStorage does.
 type SnapshotStore interface {
 	// SaveSnapshot makes data the newest snapshot, durably, before it
 	// returns. The store keeps data; the caller does not modify it.
@@ -181,8 +185,8 @@ func decodeSnapConf(b []byte) (voters, learners []uint64, addrs map[uint64]strin
 // fileSnapshotStore keeps snapshots as files in a directory, the newest
 // only. A snapshot is written to a temporary file, fsynced, renamed into
 // place and the directory fsynced, so a crash leaves either the old
-// snapshot or the new one whole. It is used from the driver goroutine
-// only.
+// snapshot or the new one whole. Its calls never overlap (see
+// SnapshotStore).
 type fileSnapshotStore struct {
 	dir string
 	log *slog.Logger

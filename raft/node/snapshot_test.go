@@ -500,3 +500,54 @@ func TestLogAfterSnapshot(t *testing.T) {
 		})
 	}
 }
+
+// slowSnapshotStore is a MemoryStorage whose snapshot writes wait until
+// release is closed, like a large state written to a slow disk.
+type slowSnapshotStore struct {
+	*MemoryStorage
+	release chan struct{}
+}
+
+func (s slowSnapshotStore) SaveSnapshot(meta raft.SnapshotMeta, data []byte) error {
+	<-s.release
+	return s.MemoryStorage.SaveSnapshot(meta, data)
+}
+
+// While the leader writes a snapshot, which for a large state takes
+// longer than an election timeout, it goes on heartbeating and
+// committing: the write runs beside the driver, and the log is compacted
+// once it is durable. Written on the driver goroutine, the snapshot cost
+// the group its leader.
+func TestSnapshotWrittenBesideTheDriver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var once sync.Once
+		releaseAll := func() { once.Do(func() { close(release) }) }
+		c := newTestClusterWith(t, 3, func(cfg *Config) {
+			cfg.Storage = slowSnapshotStore{cfg.Storage.(*MemoryStorage), release}
+			cfg.StateMachine = &snapSM{t: t}
+			cfg.SnapshotEntries = 5
+		})
+		t.Cleanup(releaseAll) // before the cluster stops, should the test fail early
+		lead := c.waitLeader(time.Second)
+		term := c.nodes[lead].Status().Term
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		for i := range 20 {
+			if _, _, err := c.nodes[lead].Propose(ctx, fmt.Appendf(nil, "c%d", i)); err != nil {
+				t.Fatalf("propose %d while a snapshot is being written: %v", i, err)
+			}
+		}
+		time.Sleep(20 * time.Duration(raft.DefaultElectionTicks) * testTick)
+		synctest.Wait()
+		if st := c.nodes[lead].Status(); st.Role != raft.RoleLeader || st.Term != term || st.Snapshot != 0 {
+			t.Fatalf("leader %d while its snapshot is written: %+v, want it leading term %d, nothing compacted yet", lead, st, term)
+		}
+		releaseAll()
+		time.Sleep(5 * testTick)
+		synctest.Wait()
+		if st := c.nodes[lead].Status(); st.Snapshot < 5 {
+			t.Fatalf("leader compacted through %d once the write finished, want at least 5", st.Snapshot)
+		}
+	})
+}
