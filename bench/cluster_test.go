@@ -72,19 +72,25 @@ func startMember(b *testing.B, id uint64, ln net.Listener, addrs map[uint64]stri
 	return m
 }
 
-// startGroup starts a 3-member loopback group with fsync'd WALs, each
-// member's state machine from newSM, and returns the members and the
-// leader once one leads.
-func startGroup(b *testing.B, newSM func() node.StateMachine, tweak func(*node.Config)) (map[uint64]*member, *node.Node) {
-	voters := []uint64{1, 2, 3}
-	addrs, lns := map[uint64]string{}, map[uint64]net.Listener{}
-	for _, id := range voters {
+// listenLoopback opens a loopback listener for each of ids.
+func listenLoopback(b *testing.B, ids []uint64) (addrs map[uint64]string, lns map[uint64]net.Listener) {
+	addrs, lns = map[uint64]string{}, map[uint64]net.Listener{}
+	for _, id := range ids {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
 		}
 		lns[id], addrs[id] = ln, ln.Addr().String()
 	}
+	return addrs, lns
+}
+
+// startGroup starts a 3-member loopback group with fsync'd WALs, each
+// member's state machine from newSM, and returns the members and the
+// leader once one leads.
+func startGroup(b *testing.B, newSM func() node.StateMachine, tweak func(*node.Config)) (map[uint64]*member, *node.Node) {
+	voters := []uint64{1, 2, 3}
+	addrs, lns := listenLoopback(b, voters)
 	root := b.TempDir()
 	members := map[uint64]*member{}
 	b.Cleanup(func() {

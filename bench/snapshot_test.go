@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -70,15 +69,7 @@ func BenchmarkSnapshotInstall(b *testing.B) {
 // then times a third member catching up.
 func installOnce(b *testing.B, blob []byte) {
 	voters := []uint64{1, 2, 3}
-	addrs := map[uint64]string{}
-	lns := map[uint64]net.Listener{}
-	for _, id := range voters {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		lns[id], addrs[id] = ln, ln.Addr().String()
-	}
+	addrs, lns := listenLoopback(b, voters)
 	root := b.TempDir()
 	members := map[uint64]*member{}
 	defer func() {

@@ -162,22 +162,7 @@ func TestFastBackupOverConflictingTerm(t *testing.T) {
 	// few round trips, not fifty.
 	good := append(slices.Repeat([]uint64{1}, 10), slices.Repeat([]uint64{3}, 50)...)
 	bad := append(slices.Repeat([]uint64{1}, 10), slices.Repeat([]uint64{2}, 50)...)
-	cl := newCluster(t, 3, nil)
-	for id, terms := range map[uint64][]uint64{1: good, 2: good, 3: bad} {
-		cl.stores[id].ents = logOf(terms...)
-		cl.stores[id].hs = HardState{Term: 3, Commit: 10}
-		cl.start(id)
-	}
-	cl.elect(1)
-	rejects := 0
-	for _, m := range cl.sent {
-		if m.Type == MsgAppResp && m.From == 3 && m.Reject {
-			rejects++
-		}
-	}
-	if rejects > 2 {
-		t.Errorf("node 3 rejected %d MsgApp, want at most 2", rejects)
-	}
+	cl := backUp(t, good, bad, HardState{Term: 3, Commit: 10})
 	if got, want := cl.nodes[3].log.lastTerm(), uint64(4); got != want {
 		t.Errorf("node 3 last term = %d, want %d", got, want)
 	}
@@ -194,10 +179,21 @@ func TestFastBackupOverManyTerms(t *testing.T) {
 	for i := range 50 {
 		bad = append(bad, uint64(2+i))
 	}
+	cl := backUp(t, good, bad, HardState{Term: 60})
+	if got := cl.nodes[3].log.lastIndex(); got != 56 {
+		t.Errorf("node 3 last index = %d, want 56", got)
+	}
+}
+
+// backUp starts nodes 1 and 2 with the log of terms good and node 3 with
+// bad, all with hard state hs, elects node 1, and fails the test if node 3
+// needed more than two rejected MsgApp to find where its log matches.
+func backUp(t *testing.T, good, bad []uint64, hs HardState) *cluster {
+	t.Helper()
 	cl := newCluster(t, 3, nil)
 	for id, terms := range map[uint64][]uint64{1: good, 2: good, 3: bad} {
 		cl.stores[id].ents = logOf(terms...)
-		cl.stores[id].hs = HardState{Term: 60}
+		cl.stores[id].hs = hs
 		cl.start(id)
 	}
 	cl.elect(1)
@@ -210,9 +206,7 @@ func TestFastBackupOverManyTerms(t *testing.T) {
 	if rejects > 2 {
 		t.Errorf("node 3 rejected %d MsgApp, want at most 2", rejects)
 	}
-	if got := cl.nodes[3].log.lastIndex(); got != 56 {
-		t.Errorf("node 3 last index = %d, want 56", got)
-	}
+	return cl
 }
 
 func TestRejoinOfPartitionedLeader(t *testing.T) {

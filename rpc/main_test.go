@@ -55,6 +55,20 @@ func serveOn(t testing.TB, s *Server, ln net.Listener) {
 	})
 }
 
+// pipeClient serves s on an in-memory listener until t ends and returns
+// a client connected to it, closed when t ends (before the server).
+func pipeClient(t testing.TB, s *Server) *Client {
+	t.Helper()
+	ln := newPipeListener()
+	serveOn(t, s, ln)
+	c, err := NewClient(ln.dial(t), ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // dialTest dials addr and closes the client when t ends.
 func dialTest(t testing.TB, addr string, cfg ClientConfig) *Client {
 	t.Helper()

@@ -144,13 +144,7 @@ func TestDeadlineTravels(t *testing.T) {
 			return nil, ctx.Err()
 		})
 		s := newTestServer(t, Config{}, svc)
-		ln := newPipeListener()
-		serveOn(t, s, ln)
-		c, err := NewClient(ln.dial(t), ClientConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := pipeClient(t, s)
 
 		deadline := time.Now().Add(3 * time.Second)
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -270,13 +264,7 @@ func TestInFlightBoundPushesBack(t *testing.T) {
 			return i, nil
 		})
 		s := newTestServer(t, Config{MaxInFlight: 2}, svc)
-		ln := newPipeListener()
-		serveOn(t, s, ln)
-		c, err := NewClient(ln.dial(t), ClientConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := pipeClient(t, s)
 		errs := make(chan error, 3)
 		for i := range 3 {
 			go func() {
@@ -309,13 +297,7 @@ func TestShutdownDrains(t *testing.T) {
 			return p, nil
 		})
 		s := newTestServer(t, Config{}, svc)
-		ln := newPipeListener()
-		serveOn(t, s, ln)
-		c, err := NewClient(ln.dial(t), ClientConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := pipeClient(t, s)
 		held := make(chan error, 1)
 		go func() {
 			_, err := hold.Call(context.Background(), c, []byte("x"))
@@ -354,10 +336,7 @@ func TestShutdownTimeout(t *testing.T) {
 			return nil, ctx.Err()
 		})
 		s := newTestServer(t, Config{}, svc)
-		ln := newPipeListener()
-		serveOn(t, s, ln)
-		c, _ := NewClient(ln.dial(t), ClientConfig{})
-		defer c.Close()
+		c := pipeClient(t, s)
 		go wait.Call(context.Background(), c, nil)
 		<-started
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

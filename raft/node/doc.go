@@ -48,7 +48,9 @@
 // every Config.SnapshotEntries applied entries or Config.SnapshotBytes of
 // applied commands; the snapshot is saved durably (Config.SnapshotDir:
 // temporary file, fsync, rename, directory fsync; MemoryStorage keeps it
-// in memory) before the log and the storage are compacted into it. A
+// in memory) on a goroutine beside the driver, which goes on heartbeating
+// and committing, and the log and the storage are compacted into it once
+// it is durable. A
 // follower that fell behind the compacted log receives the snapshot in
 // chunks, acknowledges it once durable and restores it afterwards. A
 // restart restores the newest snapshot and replays the log after it; the

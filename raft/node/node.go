@@ -528,12 +528,15 @@ type settledProposal struct {
 // which may never come (callers all waiting here propose none). A
 // committed proposal is left to apply, which settles it for sure.
 func (n *Node) failDeposed() {
-	if len(n.waiting) == 0 || n.core.Status().Role == raft.RoleLeader {
+	if len(n.waiting) == 0 {
 		return
 	}
-	commit := n.core.Status().Commit
+	st := n.core.Status()
+	if st.Role == raft.RoleLeader {
+		return
+	}
 	for i, p := range n.waiting {
-		if i > commit {
+		if i > st.Commit {
 			p.done <- result{err: ErrLeadershipLost}
 			delete(n.waiting, i)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/bifrost-go/bifrost/raft"
+	"github.com/bifrost-go/bifrost/raft/wal"
 )
 
 // SnapshotStore keeps a node's newest snapshot durably. A Node saves a
@@ -214,7 +215,7 @@ func (s *fileSnapshotStore) SaveSnapshot(meta raft.SnapshotMeta, data []byte) er
 	if err := os.Rename(name+snapTempSuffix, name); err != nil {
 		return fmt.Errorf("node: save snapshot: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := wal.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("node: save snapshot: %w", err)
 	}
 	return s.removeOlder(filepath.Base(name))
@@ -239,18 +240,6 @@ func writeFileSynced(path string, parts ...[]byte) error {
 	return f.Close()
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // removeOlder deletes the snapshots and temporary files other than keep.
 func (s *fileSnapshotStore) removeOlder(keep string) error {
 	names, err := s.names()
@@ -268,7 +257,7 @@ func (s *fileSnapshotStore) removeOlder(keep string) error {
 		removed = true
 	}
 	if removed {
-		return syncDir(s.dir)
+		return wal.SyncDir(s.dir)
 	}
 	return nil
 }

@@ -80,7 +80,12 @@ func (osFS) Remove(path string) error {
 	return err
 }
 
-func (osFS) SyncDir(dir string) error {
+func (osFS) SyncDir(dir string) error { return SyncDir(dir) }
+
+// SyncDir fsyncs directory dir, making the creation, removal and renaming
+// of the files in it durable. Other durable stores of the project (the
+// node's snapshot files) use it too.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
