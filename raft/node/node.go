@@ -244,7 +244,13 @@ func (n *Node) run() {
 		case op := <-n.opc:
 			n.runOps(op)
 		case sv := <-n.snaps.saving:
-			if err := n.snapshotSaved(sv); err != nil {
+			err := n.snapshotSaved(sv)
+			if err == nil {
+				// Applies went on during the write; one may have
+				// made the next snapshot due, and none may follow.
+				err = n.maybeSnapshot()
+			}
+			if err != nil {
 				n.fail(err)
 				return
 			}

@@ -231,6 +231,13 @@ func TestNodeRestartFromSnapshotOnWAL(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The snapshot at 40 is written in the background, perhaps only
+		// after the one before it, and then compacts the WAL.
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := n.WaitFor(ctx, func(st raft.Status) bool { return st.Snapshot >= 40 }); err != nil {
+			t.Fatalf("waiting for the snapshot at 40: %v (status %+v)", err, n.Status())
+		}
 		applied, want, _ := sm.state()
 		if err := n.Stop(); err != nil {
 			t.Fatal(err)
@@ -548,6 +555,35 @@ func TestSnapshotWrittenBesideTheDriver(t *testing.T) {
 		synctest.Wait()
 		if st := c.nodes[lead].Status(); st.Snapshot < 5 {
 			t.Fatalf("leader compacted through %d once the write finished, want at least 5", st.Snapshot)
+		}
+	})
+}
+
+// A lone voter has no heartbeats to wake its driver: the commands applied
+// while a snapshot was written make the next one due, and it must be taken
+// when the write finishes, not at a later command that may never come.
+func TestDueSnapshotTakenWhenTheWriteFinishes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var once sync.Once
+		releaseAll := func() { once.Do(func() { close(release) }) }
+		c := newTestClusterWith(t, 1, func(cfg *Config) {
+			cfg.Storage = slowSnapshotStore{cfg.Storage.(*MemoryStorage), release}
+			cfg.StateMachine = &snapSM{t: t}
+			cfg.SnapshotEntries = 5
+		})
+		t.Cleanup(releaseAll)
+		lead := c.waitLeader(time.Second)
+		for i := range 20 {
+			if _, _, err := c.nodes[lead].Propose(t.Context(), fmt.Appendf(nil, "c%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		releaseAll()
+		time.Sleep(5 * testTick)
+		synctest.Wait()
+		if st := c.nodes[lead].Status(); st.Snapshot != st.Applied {
+			t.Fatalf("once the write finished the node compacted through %d of %d applied, want all", st.Snapshot, st.Applied)
 		}
 	})
 }
