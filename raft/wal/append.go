@@ -115,11 +115,36 @@ func (w *WAL) flushLocked() error {
 	if _, err := w.active.WriteAt(w.buf, w.size-int64(len(w.buf))); err != nil {
 		return w.failLocked(fmt.Errorf("wal: write: %w", err))
 	}
+	if err := w.zeroAheadLocked(); err != nil {
+		return w.failLocked(fmt.Errorf("wal: write zeros ahead: %w", err))
+	}
 	if cap(w.buf) > 4*flushBytes {
 		w.buf = nil // one huge batch should not pin its memory forever
 	} else {
 		w.buf = w.buf[:0]
 	}
+	return nil
+}
+
+// zeroAheadLocked keeps the zeroAheadBytes after the records written with
+// zeros, topping them up once half are used: the next fsync carries the
+// zeros and their metadata once, and the fsyncs after it carry records
+// only. Zeros after the last record are what replay already takes for
+// preallocated space.
+func (w *WAL) zeroAheadLocked() error {
+	ahead := min(w.fs.ZeroAhead(), zeroAheadBytes)
+	if ahead <= 0 {
+		return nil
+	}
+	end := min(w.size+ahead, max(w.segmentBytes, w.size))
+	if w.zeroed-w.size >= ahead/2 || end <= w.zeroed {
+		return nil
+	}
+	from := max(w.zeroed, w.size)
+	if _, err := w.active.WriteAt(zeros[:end-from], from); err != nil {
+		return err
+	}
+	w.zeroed = end
 	return nil
 }
 
@@ -157,7 +182,7 @@ func (w *WAL) createSegmentLocked(seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("wal: create segment: %w", err)
 	}
-	w.active, w.size = f, 0
+	w.active, w.size, w.zeroed = f, 0, 0
 	w.segs = append(w.segs, seg)
 	w.preallocateLocked()
 	w.appendHeaderLocked(seq)

@@ -17,7 +17,7 @@ func BenchmarkSave(b *testing.B) {
 	for _, fs := range []struct {
 		suffix string
 		fs     fileSystem
-	}{{"", osFS{}}, {"-noprealloc", noPreallocFS{}}} {
+	}{{"", osFS{}}, {"-noprealloc", noPreallocFS{}}, {"-nozeroahead", noZeroAheadFS{}}} {
 		benchmarkSave(b, fs.suffix, fs.fs)
 	}
 }
@@ -64,6 +64,12 @@ func benchmarkSave(b *testing.B, suffix string, fs fileSystem) {
 		closeT(b, w)
 	})
 }
+
+// noZeroAheadFS is the real file system without zeros written ahead of
+// the records, to measure what they buy.
+type noZeroAheadFS struct{ osFS }
+
+func (noZeroAheadFS) ZeroAhead() int64 { return 0 }
 
 // noPreallocFS is the real file system without preallocation, to measure
 // what preallocation buys.

@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -174,4 +175,50 @@ func TestFlipBitInEarlierSegmentIsCorrupt(t *testing.T) {
 			t.Fatalf("bit %d of the first segment flipped: Open = %v, want ErrCorrupt", bit, err)
 		}
 	}
+}
+
+// The records are followed on disk by zeros written ahead of them (fsyncs
+// then flush data only). The zeros read as preallocated space: a reopen
+// keeps every record, appends over them, and a crash among them loses
+// nothing that was synced.
+func TestZerosWrittenAheadOfRecords(t *testing.T) {
+	m := newMemFS()
+	cfg := Config{Dir: memDir, fs: m}
+	w := openT(t, cfg)
+	var want []raft.Entry
+	rng := rand.New(rand.NewPCG(7, 7))
+	entry := func(i int) []raft.Entry { // past the preallocation in a few
+		return []raft.Entry{{Index: uint64(i), Term: 1, Data: fmt.Appendf(nil, "%0100d", i)}}
+	}
+	for round := 1; round <= 40; round++ {
+		es := entry(len(want) + 1)
+		saveT(t, w, raft.HardState{Term: 1}, es)
+		want = append(want, es...)
+		path, records := w.segs[len(w.segs)-1].path, int(w.size)
+		disk := m.durable[path].synced
+		if len(disk) < records+memZeroAhead/2 || !allZero(disk[records:]) {
+			t.Fatalf("after entry %d the segment holds %d bytes for %d of records, want records then at least %d zeros",
+				len(want), len(disk), records, memZeroAhead/2)
+		}
+		switch {
+		case round%10 == 0:
+			w = reopen(t, w, cfg)
+		case round%7 == 0: // a crash tears the unsynced record and zeros at random
+			unsynced := entry(len(want) + 1)
+			if err := w.Append(raft.HardState{}, unsynced); err != nil {
+				t.Fatal(err)
+			}
+			m = m.crash(rng)
+			closeT(t, w)
+			cfg.fs = m
+			w = openT(t, cfg)
+			if len(w.Recovered().Entries) > len(want) {
+				want = append(want, unsynced...)
+			}
+		default:
+			continue
+		}
+		checkState(t, w.Recovered(), State{HardState: raft.HardState{Term: 1}, Entries: want})
+	}
+	closeT(t, w)
 }

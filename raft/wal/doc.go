@@ -45,8 +45,12 @@
 // package's binary encodings. A new segment begins once the active one has
 // grown past Config.SegmentBytes; the old one is cut to its last record and
 // fsynced first, and the directory is fsynced after each creation and
-// removal. On Linux the active segment is preallocated (fallocate), which
-// makes each fsync cheaper: appends then allocate no blocks.
+// removal. On Linux the active segment is preallocated (fallocate), so a
+// full disk shows when a segment starts, not in the middle of one. The
+// WAL also keeps the megabyte after its last record written with zeros:
+// an fsync of appends into blocks that already hold data flushes the data
+// alone, while appends into fresh or fallocated blocks make every fsync
+// commit metadata too (on ext4 here, 230 us per fsync instead of 350).
 //
 // # Recovery
 //

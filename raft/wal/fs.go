@@ -21,6 +21,9 @@ type fileSystem interface {
 	Remove(path string) error
 	// SyncDir makes the creation and removal of files in dir durable.
 	SyncDir(dir string) error
+	// ZeroAhead is how far past its records the WAL keeps the active
+	// segment written with zeros (see zeroAheadBytes).
+	ZeroAhead() int64
 }
 
 // file is an open segment.
@@ -29,8 +32,7 @@ type file interface {
 	Sync() error
 	Truncate(size int64) error
 	// Preallocate reserves disk space up to size bytes, reading as zeros,
-	// where the platform can (Linux); elsewhere it does nothing. Appends
-	// into reserved space make cheaper fsyncs: no block allocation.
+	// where the platform can (Linux); elsewhere it does nothing.
 	Preallocate(size int64) error
 	Close() error
 }
@@ -81,6 +83,8 @@ func (osFS) Remove(path string) error {
 }
 
 func (osFS) SyncDir(dir string) error { return SyncDir(dir) }
+
+func (osFS) ZeroAhead() int64 { return zeroAheadBytes }
 
 // SyncDir fsyncs directory dir, making the creation, removal and renaming
 // of the files in it durable. Other durable stores of the project (the

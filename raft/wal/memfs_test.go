@@ -161,6 +161,12 @@ func (m *memFS) SyncDir(string) error {
 	return nil
 }
 
+// memZeroAhead is small: every sync copies the file, and tests should top
+// up the zeros often, so that crashes land among them.
+const memZeroAhead = 64
+
+func (m *memFS) ZeroAhead() int64 { return memZeroAhead }
+
 // put installs a file whose content is durable, for tests that build a
 // directory by hand.
 func (m *memFS) put(path string, data []byte) {

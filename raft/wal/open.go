@@ -110,7 +110,7 @@ func (w *WAL) openActive(segs []segment, good int64, started bool) error {
 	if err != nil {
 		return fmt.Errorf("wal: open segment: %w", err)
 	}
-	w.active, w.segs, w.size = f, segs, good
+	w.active, w.segs, w.size, w.zeroed = f, segs, good, good
 	// Cut whatever follows the intact records: a torn write, or stale
 	// records that reached the disk out of order, must never reappear
 	// behind new ones.
