@@ -217,7 +217,15 @@ func (cl *client) next() {
 	cl.guess = ids[cl.rng.IntN(len(ids))]
 }
 
+// wait waits d of the bubble's time, or until ctx ends.
 func (cl *client) wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		// No timer that is due when its channel is first read: the
+		// runtime then runs it from the select itself, and under the
+		// race detector (Go 1.26.8) that path crashed in TSan twice
+		// (SIGSEGV in SlotLock), with this wait(ctx, 0) on the stack.
+		return ctx.Err()
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
