@@ -137,10 +137,10 @@ func (w *WAL) zeroAheadLocked() error {
 		return nil
 	}
 	end := min(w.size+ahead, max(w.segmentBytes, w.size))
-	if w.zeroed-w.size >= ahead/2 || end <= w.zeroed {
+	from := max(w.zeroed, w.size)
+	if w.zeroed-w.size >= ahead/2 || end <= from {
 		return nil
 	}
-	from := max(w.zeroed, w.size)
 	if _, err := w.active.WriteAt(zeros[:end-from], from); err != nil {
 		return err
 	}
