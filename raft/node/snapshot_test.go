@@ -515,6 +515,21 @@ type slowSnapshotStore struct {
 	release chan struct{}
 }
 
+// newSlowSnapshotCluster starts n nodes that take a snapshot every 5
+// entries on a slowSnapshotStore; their writes wait until releaseAll.
+func newSlowSnapshotCluster(t *testing.T, n int) (c *testCluster, releaseAll func()) {
+	release := make(chan struct{})
+	var once sync.Once
+	releaseAll = func() { once.Do(func() { close(release) }) }
+	c = newTestClusterWith(t, n, func(cfg *Config) {
+		cfg.Storage = slowSnapshotStore{cfg.Storage.(*MemoryStorage), release}
+		cfg.StateMachine = &snapSM{t: t}
+		cfg.SnapshotEntries = 5
+	})
+	t.Cleanup(releaseAll) // before the cluster stops, should the test fail early
+	return c, releaseAll
+}
+
 func (s slowSnapshotStore) SaveSnapshot(meta raft.SnapshotMeta, data []byte) error {
 	<-s.release
 	return s.MemoryStorage.SaveSnapshot(meta, data)
@@ -527,15 +542,7 @@ func (s slowSnapshotStore) SaveSnapshot(meta raft.SnapshotMeta, data []byte) err
 // the group its leader.
 func TestSnapshotWrittenBesideTheDriver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		release := make(chan struct{})
-		var once sync.Once
-		releaseAll := func() { once.Do(func() { close(release) }) }
-		c := newTestClusterWith(t, 3, func(cfg *Config) {
-			cfg.Storage = slowSnapshotStore{cfg.Storage.(*MemoryStorage), release}
-			cfg.StateMachine = &snapSM{t: t}
-			cfg.SnapshotEntries = 5
-		})
-		t.Cleanup(releaseAll) // before the cluster stops, should the test fail early
+		c, releaseAll := newSlowSnapshotCluster(t, 3)
 		lead := c.waitLeader(time.Second)
 		term := c.nodes[lead].Status().Term
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -564,15 +571,7 @@ func TestSnapshotWrittenBesideTheDriver(t *testing.T) {
 // when the write finishes, not at a later command that may never come.
 func TestDueSnapshotTakenWhenTheWriteFinishes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		release := make(chan struct{})
-		var once sync.Once
-		releaseAll := func() { once.Do(func() { close(release) }) }
-		c := newTestClusterWith(t, 1, func(cfg *Config) {
-			cfg.Storage = slowSnapshotStore{cfg.Storage.(*MemoryStorage), release}
-			cfg.StateMachine = &snapSM{t: t}
-			cfg.SnapshotEntries = 5
-		})
-		t.Cleanup(releaseAll)
+		c, releaseAll := newSlowSnapshotCluster(t, 1)
 		lead := c.waitLeader(time.Second)
 		for i := range 20 {
 			if _, _, err := c.nodes[lead].Propose(t.Context(), fmt.Appendf(nil, "c%d", i)); err != nil {
