@@ -130,8 +130,11 @@ func TestNodeFollowerCatchesUpBySnapshot(t *testing.T) {
 		behind := lead%3 + 1
 		sc.stop(behind)
 		sc.proposeN(lead, "x", 35)
-		if st := sc.nodes[lead].Status(); st.Snapshot < 30 {
-			t.Fatalf("leader compacted through %d, want at least 30", st.Snapshot)
+		// Snapshots are written beside the driver: wait for the one at 30.
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := sc.nodes[lead].WaitFor(ctx, func(st raft.Status) bool { return st.Snapshot >= 30 }); err != nil {
+			t.Fatalf("leader compacted through %d, want at least 30: %v", sc.nodes[lead].Status().Snapshot, err)
 		}
 		sc.start(behind)
 		sc.waitSame(lead, 2*time.Second)
@@ -385,8 +388,9 @@ func TestRPCRestartNeedsSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := lead.node.Status(); st.Snapshot < 40 {
-		t.Fatalf("leader compacted through %d, want at least 40", st.Snapshot)
+	// Snapshots are written beside the driver: wait for the one at 40.
+	if err := lead.node.WaitFor(ctx, func(st raft.Status) bool { return st.Snapshot >= 40 }); err != nil {
+		t.Fatalf("leader compacted through %d, want at least 40: %v", lead.node.Status().Snapshot, err)
 	}
 	applied := lead.node.Status().Applied
 	for round := range 2 {
