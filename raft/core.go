@@ -541,18 +541,19 @@ func (c *Core) Stale(m Message) bool { return m.Term < c.term }
 // voters (tally). A removed node that does not know it is removed
 // disrupts no healthy group either: pre-vote and the rule of
 // stepHigherTerm (thesis 4.2.3) keep its campaigns from raising terms.
+// A leader of an older term is heard too, if only to be told this term
+// (answerStale): a node whose stale configuration lacks the leader, and
+// whose campaigns raised its term (pre-vote off), has no other way back,
+// since the lease keeps the leader's followers from adopting its term
+// (seed 105113 never converged).
 // Everything else counts only from members, or from the leader this
 // node follows.
 func (c *Core) accepts(m Message) bool {
 	switch m.Type {
-	case MsgPreVote, MsgVote:
+	case MsgPreVote, MsgVote, MsgApp, MsgHeartbeat, MsgSnap:
 		return true
 	case MsgPreVoteResp, MsgVoteResp:
 		return c.isVoter(m.From)
-	case MsgApp, MsgHeartbeat, MsgSnap:
-		if m.Term >= c.term {
-			return true
-		}
 	}
 	return c.isMember(m.From) || m.From == c.lead && m.Term == c.term
 }

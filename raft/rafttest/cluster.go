@@ -119,8 +119,11 @@ type node struct {
 	pending      map[uint64]proposal // proposals awaiting their outcome, by index
 	proposed     bool                // proposals made since the last Ready
 	writing      *raft.Ready         // the Ready whose writes are not yet synced
-	syncAt       Time                // when they will be
-	stallUntil   Time                // no write completes before this (StallDisk)
+	// writingCommit is the cluster's commit index when the node took
+	// writing: what its writes must not overwrite (see saveEntries).
+	writingCommit uint64
+	syncAt        Time // when they will be
+	stallUntil    Time // no write completes before this (StallDisk)
 }
 
 type proposal struct {
@@ -305,7 +308,7 @@ func (c *Cluster) handleReady(n *node, rd raft.Ready) {
 		c.send(n, rd.AfterPersist)
 		rd.AfterPersist = nil
 	}
-	n.writing = &rd
+	n.writing, n.writingCommit = &rd, c.check.commit
 	writes := rd.HardStateChanged || len(rd.Entries) > 0 || !rd.Snapshot.IsZero()
 	if writes && c.net.faults.TornWrite > 0 && c.rng.Float64() < c.net.faults.TornWrite {
 		c.down(n, event{kind: evCrash})

@@ -47,6 +47,30 @@ func TestRegression_RefusesLeaderOutsideConfiguration(t *testing.T) {
 	}
 }
 
+// A node whose configuration lacks the leader (it holds an uncommitted
+// change the group has since replaced) and whose failed campaigns raised
+// its term must answer the leader's older-term heartbeats with its term.
+// The leader's followers ignore its vote requests while the leader's lease
+// holds, so that answer is the only way its term reaches the group; the
+// node used to drop them as from a non-member and stayed behind forever
+// (seed 105113, pre-vote off).
+func TestRegression_AnswersOlderLeaderOutsideConfiguration(t *testing.T) {
+	core, err := raft.New(raft.Config{ID: 1, Voters: []uint64{1, 2}, HardState: raft.HardState{Term: 9}, DisablePreVote: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := core.Step(raft.Message{Type: raft.MsgHeartbeat, From: 4, To: 1, Term: 3}); err != nil {
+		t.Fatalf("Step(MsgHeartbeat from 4, leader of term 3) = %v, want it answered", err)
+	}
+	rd := core.Ready()
+	for _, m := range append(rd.Messages, rd.AfterPersist...) {
+		if m.To == 4 && m.Term == 9 {
+			return
+		}
+	}
+	t.Fatalf("no answer to 4 carrying term 9 in %v", append(rd.Messages, rd.AfterPersist...))
+}
+
 // A Ready that installs snapshot A (Ready.Snapshot) may also carry, after
 // A's last chunk, the first chunk of a newer snapshot B that arrived
 // before the driver took the Ready. The contract says a chunk at offset 0
