@@ -164,10 +164,11 @@
 // and steps down. A learner, or a node outside its configuration, never
 // campaigns, except a node whose removal is not yet committed (thesis
 // 4.2.2: it may hold the only complete log), which as leader counts a
-// quorum without itself. Vote requests and the current leader's
-// messages are heard from any node, as thesis 4.1 has it: the sender may
-// have been added by an entry this node has not received, and refusing
-// it could leave the node behind forever. A candidate counts only the
+// quorum without itself. Vote requests and a leader's messages are heard
+// from any node, as thesis 4.1 has it: the sender may have been added by
+// an entry this node has not received, and refusing it could leave the
+// node behind forever (a leader of an older term is only told the
+// current one). A candidate counts only the
 // votes of its own voters, and pre-vote with the rule of thesis 4.2.3
 // keeps a removed node that does not know it from disrupting a healthy
 // group. Snapshots carry the configuration at their index and the
