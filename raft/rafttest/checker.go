@@ -204,6 +204,19 @@ func (c *Cluster) checkReady(n *node, rd *raft.Ready) {
 			c.Fatalf("node %d: Ready.Entries start at %d, the log ends at %d", n.id, first, last)
 		}
 	}
+	// Only a voter campaigns. Judged when the Ready is taken: vote
+	// requests wait in AfterPersist for the term and vote to be durable,
+	// and meanwhile an append from the new leader may undo the change
+	// that made this node a voter (seed 140575). Requests of an abandoned
+	// campaign are harmless: the node no longer counts the answers.
+	for _, msgs := range [][]raft.Message{rd.Messages, rd.AfterPersist} {
+		for i := range msgs {
+			m := &msgs[i]
+			if (m.Type == raft.MsgVote || m.Type == raft.MsgPreVote) && !n.mayCampaign() {
+				c.Fatalf("node %d campaigns but is no voter in its configuration %v: %s", n.id, n.confVoters(), formatMsg(m, 0))
+			}
+		}
+	}
 }
 
 // checkSend: persist before you speak. A vote, a vote request and an
@@ -229,8 +242,6 @@ func (c *Cluster) checkSend(n *node, m *raft.Message) {
 			n.id, m.Term, hs.Term, formatMsg(m, len(m.Entries)))
 	case m.Type == raft.MsgAppResp && !m.Reject:
 		c.checkAck(n, m)
-	case (m.Type == raft.MsgVote || m.Type == raft.MsgPreVote) && !n.mayCampaign():
-		c.Fatalf("node %d campaigns but is no voter in its configuration %v: %s", n.id, n.confVoters(), formatMsg(m, 0))
 	case m.Type == raft.MsgApp:
 		c.checkBatch(n, m)
 	case m.Type == raft.MsgSnapResp && m.SnapDone && n.disk.snap.Index < m.Index && n.disk.hs.Commit < m.Index:

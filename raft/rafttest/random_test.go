@@ -59,6 +59,7 @@ var soakSeeds = []uint64{
 	1831,   // a replaced configuration entry stayed in effect
 	68430,  // an overwrite judged against a commit made after the decision
 	105113, // a stale configuration and raised term never rejoined
+	140575, // vote requests judged after an append undid the promotion
 }
 
 func TestSoakSeeds(t *testing.T) {
