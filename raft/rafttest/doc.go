@@ -80,8 +80,9 @@
 //     prefixes, in every log ever written (a hash chain per log);
 //   - leader completeness: a new leader holds every entry committed in an
 //     earlier term;
-//   - a leader commits only what is durable on a quorum, and a committed
-//     entry is never overwritten on any disk;
+//   - a leader commits only what is durable on a quorum, and no write
+//     overwrites an entry that was committed when the node took its
+//     Ready (a slow disk may land a replacement decided earlier);
 //   - state-machine safety: every node applies the same entry at each
 //     index, in order, exactly once per incarnation, never beyond the
 //     commit index it persisted, and the entry a client was acknowledged
@@ -102,7 +103,8 @@
 //   - quorums are counted among the voters of the committing leader's
 //     configuration (raft.Core.Membership), which with single-server
 //     changes overlaps a quorum of the one before; a node campaigns only
-//     as a voter of its own configuration.
+//     as a voter of its own configuration (when it takes the Ready: its
+//     vote requests may leave after an append undid its promotion).
 //
 // CheckLiveness heals the cluster and then requires a leader, and a new
 // command applied on every member (with it every acknowledged command),
