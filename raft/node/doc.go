@@ -50,11 +50,11 @@
 // temporary file, fsync, rename, directory fsync; MemoryStorage keeps it
 // in memory) on a goroutine beside the driver, which goes on heartbeating
 // and committing, and the log and the storage are compacted into it once
-// it is durable. A
-// follower that fell behind the compacted log receives the snapshot in
-// chunks, acknowledges it once durable and restores it afterwards. A
-// restart restores the newest snapshot and replays the log after it; the
-// applied index never goes back.
+// it is durable. A follower that fell behind the compacted log receives
+// the snapshot in chunks, acknowledges it once durable and restores it
+// afterwards, on the driver goroutine. A restart restores the newest
+// snapshot and replays the log after it; the applied index never goes
+// back.
 //
 // Transports: RPCTransport sends batches of messages over package rpc as
 // one-way notifications, and many groups can share one rpc.Server under

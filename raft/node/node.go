@@ -319,14 +319,13 @@ func (n *Node) gather() {
 // Measured with 64 callers on memory storage (bench/peers, interleaved
 // runs): 74k -> 139k commits/s, 8 -> 5 allocations per commit.
 func (n *Node) gatherMoreProposals() {
-	if !n.proposed || len(n.waiting) < 2 {
-		n.proposed = false
-		return
+	more := n.proposed && len(n.waiting) >= 2
+	n.proposed = false
+	if more {
+		runtime.Gosched()
+		n.gather()
+		n.proposed = false // these join the batch already under way
 	}
-	n.proposed = false
-	runtime.Gosched()
-	n.gather()
-	n.proposed = false
 }
 
 func (n *Node) stepOne(m raft.Message) {

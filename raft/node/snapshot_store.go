@@ -177,7 +177,10 @@ func decodeSnapConf(b []byte) (voters, learners []uint64, addrs map[uint64]strin
 			addrs[id], b, prev = string(b[:size]), b[size:], id
 		}
 	}
-	if err != nil || len(b) != 0 {
+	if err != nil {
+		return nil, nil, nil, bad
+	}
+	if len(b) != 0 {
 		return nil, nil, nil, fmt.Errorf("%w: %d bytes after the configuration", ErrBadSnapshotFile, len(b))
 	}
 	return lists[0], lists[1], addrs, nil
