@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bifrost-go/bifrost/rpc"
 )
@@ -20,10 +21,13 @@ const callers = 64
 
 // BenchmarkCall measures a 128-byte echo over loopback TCP, one caller
 // and 64 concurrent callers on one connection, for bifrost's rpc and for
-// the standard library's net/rpc.
+// the standard library's net/rpc. The -timeout run gives each call a
+// context with a deadline, as real callers do, which net/rpc has no
+// counterpart for.
 func BenchmarkCall(b *testing.B) {
-	b.Run("bifrost-serial", func(b *testing.B) { runCalls(b, 1, bifrostEcho(b)) })
-	b.Run("bifrost-parallel64", func(b *testing.B) { runCalls(b, callers, bifrostEcho(b)) })
+	b.Run("bifrost-serial", func(b *testing.B) { runCalls(b, 1, bifrostEcho(b, 0)) })
+	b.Run("bifrost-serial-timeout", func(b *testing.B) { runCalls(b, 1, bifrostEcho(b, time.Minute)) })
+	b.Run("bifrost-parallel64", func(b *testing.B) { runCalls(b, callers, bifrostEcho(b, 0)) })
 	b.Run("netrpc-serial", func(b *testing.B) { runCalls(b, 1, netrpcEcho(b)) })
 	b.Run("netrpc-parallel64", func(b *testing.B) { runCalls(b, callers, netrpcEcho(b)) })
 }
@@ -65,8 +69,9 @@ func listen(b *testing.B) net.Listener {
 }
 
 // bifrostEcho starts a bifrost server with an echo method and returns a
-// call through one client connection.
-func bifrostEcho(b *testing.B) echoFunc {
+// call through one client connection, with a context of that timeout
+// when it is not zero.
+func bifrostEcho(b *testing.B, timeout time.Duration) echoFunc {
 	svc := rpc.NewService("echo")
 	echo, err := rpc.Register(svc, "Echo", func(_ context.Context, req []byte) ([]byte, error) {
 		return req, nil
@@ -93,9 +98,13 @@ func bifrostEcho(b *testing.B) echoFunc {
 		srv.Close()
 		<-served
 	})
-	ctx := context.Background()
 	return func(req []byte) error {
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if timeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+		}
 		resp, err := echo.Call(ctx, c, req)
+		cancel()
 		if err == nil && len(resp) != len(req) {
 			b.Errorf("got %d bytes back, want %d", len(resp), len(req))
 		}

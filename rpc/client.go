@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Client calls methods over one connection. Any number of goroutines may
@@ -19,22 +20,56 @@ import (
 //
 // A Client whose connection breaks stays broken: every call fails with
 // ErrClosed. A Pool replaces broken clients.
+//
+// Answers are read by whoever holds the reader role. A caller that finds
+// the connection quiet (nobody reading, no other call waiting) takes the
+// role itself and reads its own answer, which saves the goroutine
+// wake-up of a hand-off; otherwise the client's watcher goroutine reads
+// and hands each answer to its caller. The watcher also takes the role
+// when the connection has been quiet for a while, so that a broken
+// connection is noticed (see Done) and late answers drained while
+// nobody calls.
 type Client struct {
 	local *Server // set for a client from Server.LocalClient; nothing else is then used
 
 	nc         net.Conn
 	cfg        ClientConfig
+	br         *bufio.Reader // read only by the holder of the reader role
 	w          frameWriter
 	calls      sync.Pool     // *call, reused across calls
 	dead       chan struct{} // closed when the connection is gone
-	readerDone chan struct{} // closed when the reader goroutine returns
+	readerDone chan struct{} // closed when the watcher goroutine returns
+	toWatcher  chan struct{} // capacity 1: the reader role is handed to the watcher
 	inflight   atomic.Int32  // calls between register and their end
 
 	mu      sync.Mutex // protects the following
 	nextID  uint64
 	pending map[uint64]*call // calls waiting for a response, by request id
 	err     error            // why the client stopped; nil while it works
+	role    readerRole       // who reads the connection
+	leader  uint64           // request id of the caller holding roleCaller
+	stopped uint64           // request id of a leader whose read was interrupted
+	quietAt uint64           // nextID when the watcher last found no reader
+
+	part partialFrame // an answer partly read; the reader role's holder owns it
 }
+
+// partialFrame is an answer whose reading was interrupted, to be
+// finished by the next holder of the reader role.
+type partialFrame struct {
+	h   header
+	p   []byte // nil when no frame is partly read
+	got int    // bytes of p read so far
+}
+
+// readerRole says who holds the right to read the connection.
+type readerRole int
+
+const (
+	roleFree    readerRole = iota // nobody reads
+	roleCaller                    // a caller reads until its own answer comes
+	roleWatcher                   // the watcher goroutine reads
+)
 
 // call is one outstanding request. The reader hands over the answer by
 // filling the fields and sending on done, which is buffered so that the
@@ -82,19 +117,22 @@ func newClient(nc net.Conn, cfg ClientConfig) *Client {
 	c := &Client{
 		nc:         nc,
 		cfg:        cfg,
+		br:         bufio.NewReaderSize(nc, cfg.ReadBufferSize),
 		w:          frameWriter{w: nc, max: cfg.MaxFrameSize},
 		dead:       make(chan struct{}),
 		readerDone: make(chan struct{}),
+		toWatcher:  make(chan struct{}, 1),
 		pending:    make(map[uint64]*call),
+		role:       roleWatcher,
 	}
 	c.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
-	go c.readLoop()
+	go c.watch()
 	return c
 }
 
 // Close closes the connection, fails the calls waiting on it with
-// ErrClosed and waits for the client's goroutine to return. Closing a
-// client from Server.LocalClient does nothing.
+// ErrClosed and waits for the client's watcher goroutine to return.
+// Closing a client from Server.LocalClient does nothing.
 func (c *Client) Close() error {
 	if c.local != nil {
 		return nil
@@ -120,14 +158,21 @@ func (c *Client) call(ctx context.Context, service, method uint64, payload []byt
 		return nil, err
 	}
 	cl := c.calls.Get().(*call)
-	id, err := c.register(cl)
+	id, lead, err := c.register(cl)
 	if err != nil {
 		c.calls.Put(cl)
 		return nil, err
 	}
 	h := header{kind: kindRequest, id: id, service: service, method: method, deadline: deadlineOf(ctx)}
 	if err := c.w.writeFrame(h, payload, c.inflight.Load() > 1); err != nil {
-		return nil, c.writeFailed(cl, id, err)
+		err = c.writeFailed(cl, id, err)
+		if lead {
+			c.passRole()
+		}
+		return nil, err
+	}
+	if lead {
+		return c.lead(ctx, cl, id)
 	}
 	return c.wait(ctx, cl, id)
 }
@@ -150,17 +195,50 @@ func (c *Client) notify(ctx context.Context, service, method uint64, payload []b
 	return nil
 }
 
-// register gives cl a request id and records it as pending.
-func (c *Client) register(cl *call) (uint64, error) {
+// register gives cl a request id and records it as pending. It reports
+// whether the caller is to read its own answer: the role goes to it only
+// when nobody reads and no other call waits. When nobody reads but
+// others wait, the role goes to the watcher.
+func (c *Client) register(cl *call) (id uint64, lead bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
-		return 0, c.err
+		return 0, false, c.err
 	}
 	c.nextID++
 	c.pending[c.nextID] = cl
 	c.inflight.Add(1)
-	return c.nextID, nil
+	if c.role != roleFree {
+		return c.nextID, false, nil
+	}
+	if len(c.pending) == 1 {
+		c.role, c.leader = roleCaller, c.nextID
+		return c.nextID, true, nil
+	}
+	c.handToWatcherLocked()
+	return c.nextID, false, nil
+}
+
+// handToWatcherLocked gives the reader role to the watcher.
+func (c *Client) handToWatcherLocked() {
+	c.role = roleWatcher
+	select {
+	case c.toWatcher <- struct{}{}:
+	default:
+	}
+}
+
+// passRole is called by a caller giving up the reader role: with calls
+// still waiting the watcher reads for them, else nobody reads.
+func (c *Client) passRole() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clearInterruptLocked()
+	if len(c.pending) > 0 {
+		c.handToWatcherLocked()
+	} else {
+		c.role = roleFree
+	}
 }
 
 // writeFailed cleans up after a request that could not be written.
@@ -235,43 +313,217 @@ func (cl *call) result() ([]byte, error) {
 	return cl.payload, nil
 }
 
-// readLoop is the client's reader goroutine: it reads answers and hands
-// each to its caller until the connection fails.
-func (c *Client) readLoop() {
-	defer close(c.readerDone)
-	br := bufio.NewReaderSize(c.nc, c.cfg.ReadBufferSize)
+// lead reads answers, handing others' to their callers, until cl's own
+// comes or ctx ends, then passes the reader role on.
+func (c *Client) lead(ctx context.Context, cl *call, id uint64) ([]byte, error) {
+	stop := c.interruptOnDone(ctx, id)
+	defer stop()
 	for {
-		h, n, err := readHeader(br, c.cfg.MaxFrameSize)
-		if err == nil {
-			err = c.readAnswer(br, h, n)
+		got, err := c.readAnswer()
+		if err != nil && c.wasInterrupted(id) {
+			return nil, c.leaderGaveUp(ctx, cl, id)
 		}
 		if err != nil {
 			c.fail(err)
+			break // fail answered cl, which was still pending
+		}
+		if got == cl {
+			c.passRole()
+			return c.finishCall(cl)
+		}
+		if got != nil {
+			got.done <- struct{}{}
+		}
+	}
+	<-cl.done
+	return c.finishCall(cl)
+}
+
+// interruptOnDone arranges for the leader's blocked read to be cut short
+// when ctx ends, by a read deadline in the past, and returns the
+// function that cancels the arrangement.
+func (c *Client) interruptOnDone(ctx context.Context, id uint64) func() bool {
+	if ctx.Done() == nil {
+		return func() bool { return false }
+	}
+	return context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.role == roleCaller && c.leader == id {
+			c.stopped = id
+			_ = c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+	})
+}
+
+// aLongTimeAgo is a read deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// wasInterrupted reports whether the leader id's read failed because
+// its context ended, and if so lets reads block again.
+func (c *Client) wasInterrupted(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped != id {
+		return false
+	}
+	c.clearInterruptLocked()
+	return true
+}
+
+// clearInterruptLocked undoes the read deadline of an interrupted
+// leader, if any.
+func (c *Client) clearInterruptLocked() {
+	if c.stopped != 0 {
+		c.stopped = 0
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+// leaderGaveUp ends a leader's call whose context ended: the role
+// passes on, the call is forgotten and the server asked to cancel it.
+func (c *Client) leaderGaveUp(ctx context.Context, cl *call, id uint64) error {
+	pending := c.abandon(cl, id)
+	c.passRole()
+	if pending {
+		_ = c.w.writeFrame(header{kind: kindCancel, id: id}, nil, false)
+	}
+	return ctx.Err()
+}
+
+// finishCall returns cl's result and recycles it.
+func (c *Client) finishCall(cl *call) ([]byte, error) {
+	p, err := cl.result()
+	c.recycle(cl)
+	return p, err
+}
+
+// watch is the client's watcher goroutine: it reads answers whenever it
+// holds the reader role, until the connection fails.
+func (c *Client) watch() {
+	defer close(c.readerDone)
+	t := time.NewTimer(watchQuiet)
+	defer t.Stop()
+	for {
+		if err := c.readAsWatcher(); err != nil {
+			c.fail(err)
+			return
+		}
+		if !c.awaitRole(t) {
 			return
 		}
 	}
 }
 
-// readAnswer reads the payload of an answer and delivers it. An answer
-// for a request nobody waits for any more (its caller gave up) is
-// dropped.
-func (c *Client) readAnswer(br *bufio.Reader, h header, n int) error {
-	if h.kind != kindResponse && h.kind != kindError {
-		return fmt.Errorf("%w: kind %d sent to a client", ErrMalformedFrame, h.kind)
+// watchQuiet is how long a connection must be quiet, with no call made
+// and nobody reading, before the watcher reads it, so that a broken
+// connection is noticed while nobody calls. Callers that keep calling
+// take the role themselves in between, at no cost to them.
+const watchQuiet = 10 * time.Millisecond
+
+// awaitRole waits until the watcher is handed the reader role, or takes
+// it once the connection has been quiet for watchQuiet. It reports false
+// if the client breaks first.
+func (c *Client) awaitRole(t *time.Timer) bool {
+	for {
+		t.Reset(watchQuiet)
+		select {
+		case <-c.toWatcher:
+			return true
+		case <-c.dead:
+			return false
+		case <-t.C:
+			if c.takeIfQuiet() {
+				return true
+			}
+		}
 	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(br, p); err != nil {
-		return err
+}
+
+// takeIfQuiet gives the watcher the reader role if nobody holds it and
+// no call was made since the last look.
+func (c *Client) takeIfQuiet() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	quiet := c.role == roleFree && c.quietAt == c.nextID
+	c.quietAt = c.nextID
+	if quiet {
+		c.role = roleWatcher
 	}
+	return quiet
+}
+
+// readAsWatcher reads and hands over answers while the watcher holds the
+// reader role. It gives the role up once no call waits and no byte is
+// buffered, so that the next caller may read for itself.
+func (c *Client) readAsWatcher() error {
+	for {
+		got, err := c.readAnswer()
+		if err != nil {
+			return err
+		}
+		if got != nil {
+			got.done <- struct{}{}
+		}
+		if c.releaseIfIdle() {
+			return nil
+		}
+	}
+}
+
+// releaseIfIdle frees the watcher's reader role when nothing is left for
+// it to read.
+func (c *Client) releaseIfIdle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.role != roleWatcher || len(c.pending) > 0 || c.br.Buffered() > 0 {
+		return false
+	}
+	select {
+	case <-c.toWatcher: // a stale hand-over; the role is already ours
+	default:
+	}
+	c.role = roleFree
+	return true
+}
+
+// readAnswer reads one answer and returns its call, filled in but not
+// yet signalled, or nil for an answer nobody waits for any more (its
+// caller gave up), which is dropped. An interrupted read leaves the
+// frame in c.part for the next reader to finish.
+func (c *Client) readAnswer() (*call, error) {
+	if c.part.p == nil {
+		h, n, err := readHeader(c.br, c.cfg.MaxFrameSize)
+		if err != nil {
+			return nil, err
+		}
+		if h.kind != kindResponse && h.kind != kindError {
+			return nil, fmt.Errorf("%w: kind %d sent to a client", ErrMalformedFrame, h.kind)
+		}
+		c.part = partialFrame{h: h, p: make([]byte, n)}
+	}
+	for c.part.got < len(c.part.p) {
+		n, err := c.br.Read(c.part.p[c.part.got:])
+		c.part.got += n
+		if err != nil {
+			return nil, eofError(1, err)
+		}
+	}
+	h, p := c.part.h, c.part.p
+	c.part = partialFrame{}
+	return c.take(h, p), nil
+}
+
+// take removes the call waiting for the answer h and fills it in.
+func (c *Client) take(h header, p []byte) *call {
 	c.mu.Lock()
 	cl := c.pending[h.id]
 	delete(c.pending, h.id)
 	c.mu.Unlock()
 	if cl != nil {
 		cl.kind, cl.payload = h.kind, p
-		cl.done <- struct{}{}
 	}
-	return nil
+	return cl
 }
 
 // fail breaks the client for cause: it closes the connection and fails

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -176,5 +177,68 @@ func manyCallersStep(t *testing.T, c *Client, echo *Method[[]byte, []byte], rec 
 	r, err := rec.Call(context.Background(), c, record{Name: string(want), Count: i})
 	if err != nil || r.Count != i+1 || r.Name != string(want) {
 		t.Errorf("record: got %+v, %v", r, err)
+	}
+}
+
+// roleOf returns who holds c's reader role.
+func roleOf(c *Client) readerRole {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.role
+}
+
+// TestLeaderCancelledMidFrame cancels a call while it reads its own
+// answer, half of which has arrived: Call must return the context's
+// error, and the next call must finish reading the half frame, drop it
+// and get its own answer.
+func TestLeaderCancelledMidFrame(t *testing.T) {
+	c, f := newFake(t)
+	echo := NewMethod[[]byte, []byte]("echo", "Echo")
+	type result struct {
+		p   []byte
+		err error
+	}
+	call := func(ctx context.Context, req string) chan result {
+		res := make(chan result, 1)
+		go func() {
+			p, err := echo.Call(ctx, c, []byte(req))
+			res <- result{p, err}
+		}()
+		return res
+	}
+
+	first := call(context.Background(), "a")
+	h, _ := f.read(kindRequest)
+	f.write(header{kind: kindResponse, id: h.id}, []byte("a"))
+	if r := <-first; r.err != nil {
+		t.Fatalf("first call: %v", r.err)
+	}
+	for roleOf(c) == roleWatcher {
+		runtime.Gosched() // the watcher gives the role up once idle
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	second := call(ctx, "b")
+	h2, _ := f.read(kindRequest)
+	late := appendFrame(nil, header{kind: kindResponse, id: h2.id}, []byte("bbbbbbbb"))
+	if _, err := f.nc.Write(late[:len(late)-4]); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if hc, _ := f.read(kindCancel); hc.id != h2.id {
+		t.Errorf("cancel for request %d, want %d", hc.id, h2.id)
+	}
+	if r := <-second; !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("cancelled call: got %q, %v; want context.Canceled", r.p, r.err)
+	}
+
+	third := call(context.Background(), "c")
+	h3, _ := f.read(kindRequest)
+	rest := appendFrame(late[len(late)-4:], header{kind: kindResponse, id: h3.id}, []byte("c"))
+	if _, err := f.nc.Write(rest); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-third; r.err != nil || string(r.p) != "c" {
+		t.Fatalf("third call: got %q, %v; want \"c\"", r.p, r.err)
 	}
 }

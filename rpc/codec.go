@@ -152,3 +152,26 @@ func (sp *scratchPool) put(buf *[]byte) {
 		sp.p.Put(buf)
 	}
 }
+
+// Codec is the encoding of values of T that methods use (see the package
+// doc): the payload itself for []byte, the value's own AppendBinary and
+// UnmarshalBinary when *T has them, gob otherwise. Packages that store
+// or forward such values use it so that one encoding serves both. The
+// gob fallback encodes maps in random order: a type whose encoding must
+// be deterministic (hashed, compared) implements the binary methods.
+type Codec[T any] struct{ c codec[T] }
+
+// NewCodec returns the codec of T.
+func NewCodec[T any]() Codec[T] { return Codec[T]{newCodec[T]()} }
+
+// Append appends the encoding of v to dst.
+func (c Codec[T]) Append(dst []byte, v T) ([]byte, error) {
+	if !c.c.raw {
+		return c.c.encode(dst, v)
+	}
+	p, err := c.c.encode(nil, v)
+	return append(dst, p...), err
+}
+
+// Decode returns the value encoded in p. For []byte it is p itself.
+func (c Codec[T]) Decode(p []byte) (T, error) { return c.c.decode(p) }

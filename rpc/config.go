@@ -11,6 +11,13 @@ import (
 // server connection.
 const defaultMaxInFlight = 1024
 
+// DefaultMaxInFlightBytes is the default server-wide budget, in bytes,
+// of requests in flight: 64 MiB, eight frames of the default maximum
+// size. Small calls never come near it (a thousand 1 KiB calls hold
+// 1 MiB), while a few clients sending large requests to slow handlers
+// are held to a bound a small machine can afford.
+const DefaultMaxInFlightBytes = 64 << 20
+
 // Config configures a Server. The zero value is a valid configuration
 // with the defaults given on each field.
 type Config struct {
@@ -28,6 +35,24 @@ type Config struct {
 	// with it; deadlines still end handlers on the server's clock.
 	// Zero means 1024.
 	MaxInFlight int
+	// MaxInFlightBytes is the server-wide budget, in bytes of frame
+	// (header plus payload), of requests and notifications in flight,
+	// shared by all connections. A request holds its bytes from just
+	// before its body is read until its handler returns. A connection
+	// whose next frame does not fit stops reading, as at MaxInFlight,
+	// until handlers return and release bytes; waiting connections are
+	// served in arrival order, so a large request is never starved by
+	// small ones. Calls are never failed for want of budget. Zero means
+	// DefaultMaxInFlightBytes (64 MiB), or MaxFrameSize if that is
+	// larger; a value below MaxFrameSize is refused, since a frame of
+	// the maximum size must always fit.
+	MaxInFlightBytes int64
+	// MaxConnections bounds the connections served at once, over all
+	// listeners. When it is reached Serve stops accepting until a
+	// connection closes, so further clients wait in the listener's
+	// backlog (and their dials may time out) instead of being refused.
+	// Zero means no limit.
+	MaxConnections int
 	// ReadBufferSize is the size, in bytes, of each connection's read
 	// buffer. Zero means 64 KiB; at least 64 bytes.
 	ReadBufferSize int
@@ -74,8 +99,26 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadBufferSize, err = orDefault("ReadBufferSize", c.ReadBufferSize, defaultReadBufferSize, 64, 1<<30); err != nil {
 		return c, err
 	}
+	if c.MaxConnections, err = orDefault("MaxConnections", c.MaxConnections, 0, 1, 1<<30); err != nil {
+		return c, err
+	}
+	if c.MaxInFlightBytes, err = inFlightBytes(c.MaxInFlightBytes, c.MaxFrameSize); err != nil {
+		return c, err
+	}
 	c.Logger = orDiscard(c.Logger)
 	return c, nil
+}
+
+// inFlightBytes applies MaxInFlightBytes' default and its lower bound
+// of one maximum frame.
+func inFlightBytes(v int64, maxFrame int) (int64, error) {
+	switch {
+	case v == 0:
+		return max(DefaultMaxInFlightBytes, int64(maxFrame)), nil
+	case v < int64(maxFrame):
+		return 0, fmt.Errorf("rpc: config: MaxInFlightBytes is %d, want 0 or at least MaxFrameSize (%d)", v, maxFrame)
+	}
+	return v, nil
 }
 
 // withDefaults fills zero fields and rejects bad values.

@@ -12,6 +12,14 @@ import (
 // Handler answers calls of one method. The context carries the caller's
 // deadline and is cancelled when the caller gives up, the connection
 // closes or the server closes.
+//
+// A []byte request that came over the network belongs to the handler:
+// the server allocates it for this call alone and never reuses it, so
+// the handler may keep it after returning. One that came through a
+// LocalClient is the caller's own slice: copy it to keep it. A []byte
+// response is read after the handler returns, so nothing may change it
+// until the answer is written (see "Who owns a []byte" in the package
+// doc).
 type Handler[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
 
 // Method is the typed name of a method: its service, its own name and
@@ -47,7 +55,10 @@ func (m *Method[Req, Resp]) String() string { return m.service + "." + m.name }
 // travels with the request; when the context ends first, the server is
 // told to cancel the handler and Call returns the context's error. (The
 // cancel frame is written by the caller, so on a connection whose peer
-// has stopped reading Call returns once that write does.)
+// has stopped reading Call returns once that write does.) Over a network
+// connection a []byte request is copied before Call returns and a []byte
+// response is the caller's to keep; through a LocalClient both are the
+// very slices the two ends passed.
 func (m *Method[Req, Resp]) Call(ctx context.Context, c *Client, req Req) (Resp, error) {
 	if c.local != nil {
 		return callLocal(ctx, c.local, m, req)
@@ -79,7 +90,9 @@ func (m *Method[Req, Resp]) Call(ctx context.Context, c *Client, req Req) (Resp,
 // connection is closed (ErrClosed), the frame is too large, or ctx has
 // ended; through a LocalClient, the handler runs on the caller's
 // goroutine and a server that is stopping fails it with ErrShutdown or
-// ErrClosed.
+// ErrClosed. Over a network connection a []byte request is copied before
+// Notify returns; through a LocalClient the handler gets the slice
+// itself.
 func (m *Method[Req, Resp]) Notify(ctx context.Context, c *Client, req Req) error {
 	if c.local != nil {
 		return notifyLocal(ctx, c.local, m, req)
@@ -104,11 +117,15 @@ type entry struct {
 	// typed is the Handler[Req, Resp], for in-process calls that skip
 	// the codecs.
 	typed any
+	// quick counts the handler's recent quick runs; see inlineOK.
+	quick atomic.Int32
 }
 
 // Register adds the method called name, answered by h, to s and returns
 // the Method that calls it. It fails with ErrDuplicate when s already has
-// a method of that name or id.
+// a method of that name or id. A handler may keep a []byte request that
+// came over the network, which is never reused, but must copy one that
+// came through a LocalClient; see Handler.
 func Register[Req, Resp any](s *Service, name string, h Handler[Req, Resp]) (*Method[Req, Resp], error) {
 	m := NewMethod[Req, Resp](s.name, name)
 	e := &entry{serve: serveFunc(m, h), scratch: &m.scratch, typed: h}

@@ -22,9 +22,12 @@ const (
 )
 
 // Server answers calls for the services added to it, on any number of
-// listeners. Handlers run concurrently, each call on its own goroutine,
-// so a slow call never holds up the others on its connection;
-// notifications alone run in order on the connection's reader (see
+// listeners. Handlers run concurrently, so a slow call never holds up
+// the others on its connection for long: a call runs on a worker
+// goroutine, or, when its method has proved quick and no other frame
+// waits behind it, on the connection's reader, which another goroutine
+// takes over if the handler turns out slow (see the package doc).
+// Notifications run in order on the connection's reader (see
 // Method.Notify). A Server is safe for concurrent use.
 type Server struct {
 	cfg      Config
@@ -32,10 +35,17 @@ type Server struct {
 	regMu    sync.Mutex                          // serialises AddService
 	local    *Client                             // the in-process client, see LocalClient
 
+	budget    *byteBudget   // request bytes in flight, over all connections
+	connSlots chan struct{} // a token per connection served; nil for no limit
+	stopping  chan struct{} // closed by Shutdown or Close
+	closing   chan struct{} // closed by Close
+	rescue    rescuer
+
 	mu        sync.Mutex // protects the following
 	state     serverState
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
+	rescuing  bool // the rescue goroutine has been started
 
 	wg      sync.WaitGroup // connection readers and handler workers
 	localWG sync.WaitGroup // in-process calls running, waited for by Shutdown
@@ -50,8 +60,15 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:       cfg,
+		budget:    newByteBudget(cfg.MaxInFlightBytes),
+		stopping:  make(chan struct{}),
+		closing:   make(chan struct{}),
+		rescue:    newRescuer(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
+	}
+	if cfg.MaxConnections > 0 {
+		s.connSlots = make(chan struct{}, cfg.MaxConnections)
 	}
 	s.services.Store(&map[uint64]*Service{})
 	s.local = &Client{local: s}
@@ -97,8 +114,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	defer s.removeListener(ln)
 	var backoff time.Duration
 	for {
+		if !s.takeConnSlot() {
+			return ErrServerClosed
+		}
 		nc, err := ln.Accept()
 		if err != nil {
+			s.releaseConnSlot()
 			if backoff, err = s.acceptFailed(err, backoff); err != nil {
 				return err
 			}
@@ -106,6 +127,27 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		s.startConn(nc)
+	}
+}
+
+// takeConnSlot waits, while MaxConnections connections are being served,
+// for one of them to close. It reports false if the server stops first.
+func (s *Server) takeConnSlot() bool {
+	if s.connSlots == nil {
+		return true
+	}
+	select {
+	case s.connSlots <- struct{}{}:
+		return true
+	case <-s.stopping:
+		return false
+	}
+}
+
+// releaseConnSlot gives back the slot of a connection that is over.
+func (s *Server) releaseConnSlot() {
+	if s.connSlots != nil {
+		<-s.connSlots
 	}
 }
 
@@ -166,18 +208,26 @@ func (s *Server) startConn(nc net.Conn) {
 	defer s.mu.Unlock()
 	if s.state != stateRunning {
 		nc.Close()
+		s.releaseConnSlot()
 		return
 	}
 	s.conns[c] = struct{}{}
+	s.startRescuerLocked()
 	s.wg.Add(1)
 	go c.serve()
 }
 
-// forget drops a closed connection.
+// forget drops a closed connection and frees its slot. The last one of
+// a stopped server lets the rescue goroutine end at once.
 func (s *Server) forget(c *serverConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	last := len(s.conns) == 0 && s.state != stateRunning
 	s.mu.Unlock()
+	s.releaseConnSlot()
+	if last {
+		s.rescue.poke()
+	}
 }
 
 // stop moves the server to state, closes its listeners and returns its
@@ -188,6 +238,12 @@ func (s *Server) stop(state serverState) ([]*serverConn, bool) {
 	defer s.mu.Unlock()
 	if s.state >= state {
 		return nil, false
+	}
+	if s.state == stateRunning {
+		close(s.stopping)
+	}
+	if state == stateClosed {
+		close(s.closing)
 	}
 	s.state = state
 	for ln := range s.listeners {

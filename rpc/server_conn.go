@@ -8,22 +8,27 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // serverConn serves one connection: a reader goroutine parses frames,
 // runs notifications itself and hands requests to worker goroutines,
 // which run handlers and write the responses through a shared
-// frameWriter.
+// frameWriter. A request of a quick method with nothing behind it runs
+// on the reader itself (see rescuePeriod).
 type serverConn struct {
 	srv  *Server
 	nc   net.Conn
+	br   *bufio.Reader // read only by the goroutine holding the reader role
 	w    frameWriter
 	sem  chan struct{}    // a token per running request; full means stop reading
 	work chan *serverCall // hands requests to idle workers; unbuffered
 	done chan struct{}    // closed when the connection is closed
 
-	workers int // workers started; touched only by the reader goroutine
+	workers  int           // workers started; touched only by the reader
+	role     atomic.Uint64 // the reader role word, see roleRunning
+	lastLook uint64        // role word at the rescuer's last look; rescuer only
 
 	mu       sync.Mutex             // protects the following
 	calls    map[uint64]*serverCall // running requests by id
@@ -36,6 +41,7 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 	return &serverConn{
 		srv:   s,
 		nc:    nc,
+		br:    bufio.NewReaderSize(nc, s.cfg.ReadBufferSize),
 		w:     frameWriter{w: nc, max: s.cfg.MaxFrameSize},
 		sem:   make(chan struct{}, s.cfg.MaxInFlight),
 		work:  make(chan *serverCall),
@@ -44,10 +50,14 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 	}
 }
 
-// serve is the connection's reader goroutine.
+// serve is the connection's reader goroutine. A reader whose role the
+// rescuer handed to a new goroutine leaves the connection to it.
 func (c *serverConn) serve() {
 	defer c.srv.wg.Done()
 	err := c.readLoop()
+	if err == errReaderTaken {
+		return
+	}
 	c.close()
 	c.srv.forget(c)
 	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -58,55 +68,70 @@ func (c *serverConn) serve() {
 // readLoop reads frames until the connection fails or the peer breaks
 // the protocol.
 func (c *serverConn) readLoop() error {
-	br := bufio.NewReaderSize(c.nc, c.srv.cfg.ReadBufferSize)
 	for {
-		h, n, err := readHeader(br, c.srv.cfg.MaxFrameSize)
+		h, n, err := readHeader(c.br, c.srv.cfg.MaxFrameSize)
 		if err != nil {
 			return err
 		}
-		if err := c.handleFrame(br, h, n); err != nil {
+		if err := c.handleFrame(h, n); err != nil {
 			return err
 		}
 	}
 }
 
 // handleFrame acts on one frame whose payload of n bytes is still unread.
-func (c *serverConn) handleFrame(br *bufio.Reader, h header, n int) error {
+func (c *serverConn) handleFrame(h header, n int) error {
 	switch h.kind {
 	case kindRequest:
-		return c.handleRequest(br, h, n)
+		return c.handleRequest(h, n)
 	case kindCancel:
 		c.handleCancel(h.id)
-		_, err := br.Discard(n)
+		_, err := c.br.Discard(n)
 		return err
 	case kindNotify:
-		return c.handleNotify(br, h, n)
+		return c.handleNotify(h, n)
 	default:
 		return fmt.Errorf("%w: kind %d sent to a server", ErrMalformedFrame, h.kind)
 	}
 }
 
 // handleRequest reads a request and starts its handler. It waits for a
-// free slot first, so a connection at its in-flight bound is not read.
-func (c *serverConn) handleRequest(br *bufio.Reader, h header, n int) error {
-	if !c.acquire() {
+// free slot and for the frame's bytes in the server's budget first, so a
+// connection at either bound is not read.
+func (c *serverConn) handleRequest(h header, n int) error {
+	if !c.acquire(n) {
 		return ErrClosed
 	}
 	sc := newServerCall(c, h, n)
-	if _, err := io.ReadFull(br, sc.payload); err != nil {
-		c.release()
+	if _, err := io.ReadFull(c.br, sc.payload); err != nil {
+		c.release(sc)
 		return err
 	}
 	e, err := c.admit(sc)
 	if err != nil {
-		c.release()
+		c.release(sc)
 		if errors.Is(err, ErrMalformedFrame) {
 			return err
 		}
 		return c.writeError(h.id, err)
 	}
 	sc.entry = e
+	if c.br.Buffered() == 0 && e.inlineOK() {
+		return c.runInline(sc)
+	}
 	c.dispatch(sc)
+	return nil
+}
+
+// runInline runs sc on the reader goroutine. It returns errReaderTaken
+// if the rescuer gave the reader role away meanwhile.
+func (c *serverConn) runInline(sc *serverCall) error {
+	w := c.startInline()
+	c.run(sc)
+	if !c.endInline(w) {
+		sc.entry.rescued()
+		return errReaderTaken
+	}
 	return nil
 }
 
@@ -114,9 +139,13 @@ func (c *serverConn) handleRequest(br *bufio.Reader, h header, n int) error {
 // the notifications of one connection are handled in the order they were
 // sent and cost no hand-off to a worker; their handlers must be quick.
 // Nothing is answered: errors, an unknown method among them, are logged.
-func (c *serverConn) handleNotify(br *bufio.Reader, h header, n int) error {
+func (c *serverConn) handleNotify(h header, n int) error {
+	if !c.srv.budget.acquire(frameBytes(n), c.done) {
+		return ErrClosed
+	}
+	defer c.srv.budget.release(frameBytes(n))
 	sc := newServerCall(c, h, n)
-	if _, err := io.ReadFull(br, sc.payload); err != nil {
+	if _, err := io.ReadFull(c.br, sc.payload); err != nil {
 		return err
 	}
 	e, err := c.srv.lookup(h.service, h.method)
@@ -200,13 +229,25 @@ func (c *serverConn) dispatch(sc *serverCall) {
 func (c *serverConn) worker(sc *serverCall) {
 	defer c.srv.wg.Done()
 	for {
-		c.run(sc)
+		c.timedRun(sc)
 		select {
 		case sc = <-c.work:
 		case <-c.done:
 			return
 		}
 	}
+}
+
+// timedRun is run on a worker, timing the handler while its method has
+// not yet proved quick.
+func (c *serverConn) timedRun(sc *serverCall) {
+	if sc.entry.inlineOK() {
+		c.run(sc)
+		return
+	}
+	start := time.Now()
+	c.run(sc)
+	sc.entry.ranFor(time.Since(start))
 }
 
 // run runs one handler and writes its answer, unless the caller has
@@ -249,7 +290,7 @@ func (c *serverConn) finish(sc *serverCall) {
 	delete(c.calls, sc.id)
 	idle := c.draining && len(c.calls) == 0
 	c.mu.Unlock()
-	c.release()
+	c.release(sc)
 	if idle {
 		c.w.whenFlushed(c.close)
 	}
@@ -265,22 +306,34 @@ func (c *serverConn) handleCancel(id uint64) {
 	}
 }
 
-// acquire takes an in-flight slot, waiting while all are taken. It
-// reports false if the connection closes first.
-func (c *serverConn) acquire() bool {
+// acquire takes an in-flight slot and the bytes of a frame whose payload
+// is n bytes, waiting while either is short. It reports false, holding
+// nothing, if the connection closes first.
+func (c *serverConn) acquire(n int) bool {
 	select {
 	case c.sem <- struct{}{}:
-		return true
 	case <-c.done:
 		return false
 	}
+	if !c.srv.budget.acquire(frameBytes(n), c.done) {
+		<-c.sem
+		return false
+	}
+	return true
 }
 
 // busy reports whether other calls than the caller's are running.
 func (c *serverConn) busy() bool { return len(c.sem) > 1 }
 
-// release gives an in-flight slot back.
-func (c *serverConn) release() { <-c.sem }
+// release gives back the slot and bytes of sc.
+func (c *serverConn) release(sc *serverCall) {
+	c.srv.budget.release(frameBytes(len(sc.payload)))
+	<-c.sem
+}
+
+// frameBytes is what a frame with an n-byte payload counts against the
+// budget of bytes in flight.
+func frameBytes(n int) int64 { return int64(headerSize + n) }
 
 // drain starts a graceful close: new calls are refused and the
 // connection closes once the running ones have answered.
