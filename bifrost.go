@@ -5,8 +5,9 @@
 // weighted consistent hashing that follows membership, and context-based
 // bindings.
 //
-// The parts live in their own packages, each usable alone. Imports only
-// point down this list:
+// The parts live in their own packages, each usable alone. A package
+// imports only packages listed before it, so the list reads from the
+// bottom of the stack up:
 //
 //   - [github.com/bifrost-go/bifrost/bind]: values bound to a
 //     context.Context for a scope, with a default outside it. The Rust
@@ -25,13 +26,21 @@
 //     checksummed records, group commit and torn-tail recovery.
 //   - [github.com/bifrost-go/bifrost/raft/node]: a raft group member for
 //     real: one driver goroutine joining the core to a clock, storage and
-//     a transport on package rpc; proposals, linearizable, lease and
-//     follower reads, leadership transfer, snapshots and membership
-//     changes.
+//     a transport on package rpc through the core's own Ready protocol
+//     (raft.Driver); proposals, linearizable, lease and follower reads,
+//     leadership transfer, snapshots and configuration changes.
 //
-// The state-machine host, membership, consistent hashing and a Node that
-// wires them onto one RPC server follow in later versions; this file grows
-// into that Node.
+//   - [github.com/bifrost-go/bifrost/sm]: replicated state machines on a
+//     raft group: typed commands, queries and subscriptions declared
+//     once for server and client, exactly-once client sessions, events
+//     delivered in order across leader changes; Value, Map and Number
+//     built in.
+//   - [github.com/bifrost-go/bifrost/chash]: the weighted consistent-hashing
+//     ring, a pure value (it imports nothing of the project).
+//
+// Client membership, consistent hashing that follows it, and a Node that
+// wires everything onto one RPC server follow in later versions; this
+// file grows into that Node.
 //
 // cmd/bifrost runs a demo of what exists so far: `make demo`.
 package bifrost

@@ -18,14 +18,14 @@ import (
 type member struct {
 	node      *node.Node
 	server    *rpc.Server
-	pool      *rpc.Pool
+	pool, ctl *rpc.Pool
 	transport *node.RPCTransport
 	wal       *wal.WAL
 	served    chan error
 }
 
 func (m *member) stop(b *testing.B) {
-	for _, err := range []error{m.node.Stop(), m.transport.Close(), m.server.Close(), m.pool.Close(), m.wal.Close()} {
+	for _, err := range []error{m.node.Stop(), m.transport.Close(), m.server.Close(), m.pool.Close(), m.ctl.Close(), m.wal.Close()} {
 		if err != nil {
 			b.Error(err)
 		}
@@ -46,6 +46,9 @@ func startMember(b *testing.B, id uint64, ln net.Listener, addrs map[uint64]stri
 	if m.pool, err = rpc.NewPool(rpc.ClientConfig{}); err != nil {
 		b.Fatal(err)
 	}
+	if m.ctl, err = rpc.NewPool(rpc.ClientConfig{}); err != nil {
+		b.Fatal(err)
+	}
 	peers := map[uint64]string{}
 	for pid, addr := range addrs {
 		if pid != id {
@@ -53,14 +56,14 @@ func startMember(b *testing.B, id uint64, ln net.Listener, addrs map[uint64]stri
 		}
 	}
 	if m.transport, err = node.NewRPCTransport(node.RPCTransportConfig{Group: "bench", Peers: peers,
-		Server: m.server, Pool: m.pool}); err != nil {
+		Server: m.server, Pool: m.pool, ControlPool: m.ctl}); err != nil {
 		b.Fatal(err)
 	}
 	if m.wal, err = wal.Open(wal.Config{Dir: filepath.Join(dir, "wal")}); err != nil {
 		b.Fatal(err)
 	}
 	go func() { m.served <- m.server.Serve(ln) }()
-	cfg := node.Config{ID: id, Voters: voters, Storage: node.WALStorage(m.wal),
+	cfg := node.Config{Raft: raft.Config{ID: id, Voters: voters}, Storage: node.NewWALStorage(m.wal),
 		Transport: m.transport, StateMachine: sm, TickInterval: 10 * time.Millisecond,
 		SnapshotDir: filepath.Join(dir, "snap")}
 	if tweak != nil {
@@ -105,7 +108,7 @@ func startGroup(b *testing.B, newSM func() node.StateMachine, tweak func(*node.C
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	lead := members[waitLead(ctx, b, members[1].node)].node
-	if err := lead.WaitFor(ctx, func(st raft.Status) bool { return st.Role == raft.RoleLeader }); err != nil {
+	if err := lead.WaitFor(ctx, func(st node.Status) bool { return st.Role == raft.RoleLeader }); err != nil {
 		b.Fatal(err)
 	}
 	return members, lead

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/bifrost-go/bifrost/raft"
 	"github.com/bifrost-go/bifrost/raft/node"
 )
 
@@ -13,16 +14,16 @@ import (
 // state machine.
 type nopSM struct{}
 
-func (nopSM) Apply(uint64, []byte) []byte { return nil }
+func (nopSM) Apply(raft.Entry) []byte { return nil }
 
 // BenchmarkReads compares, on one 3-member loopback group with fsync'd
 // WALs and 64 callers on the leader, linearizable reads (ReadIndex: one
 // heartbeat round shared by all reads waiting), lease reads (no round
 // while the lease holds) and 128-byte commands. Reported as ops/s; the
-// issue's target is ReadIndex at least 3x commands.
+// target is ReadIndex at least 3x commands.
 func BenchmarkReads(b *testing.B) {
 	_, lead := startGroup(b, func() node.StateMachine { return nopSM{} },
-		func(c *node.Config) { c.LeaseReads = true })
+		func(c *node.Config) { c.Raft.LeaseReads = true })
 	cmd := make([]byte, 128)
 	ops := []struct {
 		name string

@@ -20,7 +20,7 @@ type blobSM struct {
 	count int
 }
 
-func (s *blobSM) Apply(_ uint64, cmd []byte) []byte {
+func (s *blobSM) Apply(raft.Entry) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.count++
@@ -33,7 +33,7 @@ func (s *blobSM) Snapshot() ([]byte, error) {
 	return s.blob, nil
 }
 
-func (s *blobSM) Restore(data []byte) error {
+func (s *blobSM) Restore(_ raft.SnapshotMeta, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.blob = data
@@ -44,7 +44,7 @@ func (s *blobSM) Restore(data []byte) error {
 // keep no entries behind it, so a new member can only catch up by the
 // snapshot.
 func snapshotEveryEntry(c *node.Config) {
-	c.SnapshotEntries, c.SnapshotCatchUpEntries = 1, -1
+	c.SnapshotEntries, c.Raft.SnapshotCatchUpEntries = 1, -1
 }
 
 // BenchmarkSnapshotInstall measures how long a fresh member of a 3-node
@@ -89,14 +89,14 @@ func installOnce(b *testing.B, blob []byte) {
 	if _, _, err := members[lead].node.Propose(ctx, []byte("x")); err != nil {
 		b.Fatal(err)
 	}
-	if err := members[lead].node.WaitFor(ctx, func(st raft.Status) bool { return st.Snapshot > 0 }); err != nil {
+	if err := members[lead].node.WaitFor(ctx, func(st node.Status) bool { return st.Snapshot > 0 }); err != nil {
 		b.Fatal(err)
 	}
 	target := members[lead].node.Status().Applied
 	b.StartTimer()
 	m := startMember(b, 3, lns[3], addrs, voters, filepath.Join(root, "3"), &blobSM{}, snapshotEveryEntry)
 	members[3] = m
-	if err := m.node.WaitFor(ctx, func(st raft.Status) bool { return st.Applied >= target }); err != nil {
+	if err := m.node.WaitFor(ctx, func(st node.Status) bool { return st.Applied >= target }); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -104,7 +104,7 @@ func installOnce(b *testing.B, blob []byte) {
 // waitLead waits until n knows a leader and returns it.
 func waitLead(ctx context.Context, b *testing.B, n *node.Node) uint64 {
 	b.Helper()
-	if err := n.WaitFor(ctx, func(st raft.Status) bool { return st.Lead != 0 }); err != nil {
+	if err := n.WaitFor(ctx, func(st node.Status) bool { return st.Lead != 0 }); err != nil {
 		b.Fatal(err)
 	}
 	return n.Status().Lead

@@ -78,16 +78,17 @@ func (c *cluster) start(id uint64) {
 	defer c.mu.Unlock()
 	kv := NewKV()
 	cfg := node.Config{
-		ID: id, Voters: c.ids, Storage: c.storage[id],
-		Transport: c.nw.endpoint(id), StateMachine: kv,
-		TickInterval: tickInterval, ElectionTicks: electionTicks,
-		// Election timeouts follow the seed, and differ per incarnation.
-		Seed:       c.cfg.seed*1000003 + id*101 + uint64(c.restarts[id]) + 1,
-		LeaseReads: c.cfg.leaseReads,
+		Raft: raft.Config{ID: id, Voters: c.ids, ElectionTicks: electionTicks,
+			// Election timeouts follow the seed, and differ per incarnation.
+			Seed:       c.cfg.seed*1000003 + id*101 + uint64(c.restarts[id]) + 1,
+			LeaseReads: c.cfg.leaseReads,
+		},
+		Storage: c.storage[id], Transport: c.nw.endpoint(id), StateMachine: kv,
+		TickInterval: tickInterval,
 	}
 	if c.cfg.snapshotEntries > 0 {
 		cfg.SnapshotEntries = c.cfg.snapshotEntries
-		cfg.SnapshotCatchUpEntries = -1 // a follower that lags at all needs the snapshot
+		cfg.Raft.SnapshotCatchUpEntries = -1 // a follower that lags at all needs the snapshot
 	}
 	n, err := node.Start(cfg)
 	if err != nil {

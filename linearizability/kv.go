@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"sync"
+
+	"github.com/bifrost-go/bifrost/raft"
 )
 
 // OpKind names an operation on the key-value store.
@@ -133,14 +135,18 @@ func NewKV() *KV {
 	return &KV{data: map[string]string{}, sessions: map[uint64]session{}}
 }
 
-// Apply applies one committed command and returns its encoded Result.
-// A malformed command changes nothing and yields nil.
-func (kv *KV) Apply(index uint64, cmd []byte) []byte {
+// Apply applies one committed entry and returns a command's encoded
+// Result. A no-op, a configuration entry or a malformed command changes
+// nothing but the applied index and yields nil.
+func (kv *KV) Apply(e raft.Entry) []byte {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	kv.applied = index
+	kv.applied = e.Index
 	var c Command
-	if err := c.UnmarshalBinary(cmd); err != nil {
+	if e.Type != raft.EntryNormal {
+		return nil
+	}
+	if err := c.UnmarshalBinary(e.Data); err != nil {
 		return nil
 	}
 	return kv.apply(c).appendBinary(nil)
@@ -195,13 +201,13 @@ func (kv *KV) State() (applied uint64, data map[string]string) {
 	return kv.applied, maps.Clone(kv.data)
 }
 
-// Snapshot encodes the whole replicated state: the applied index, the
-// data and the sessions, in key order so that equal states encode equally.
+// Snapshot encodes the whole replicated state: the data and the
+// sessions, in key order so that equal states encode equally. The index
+// it is at is the snapshot's own (raft.SnapshotMeta).
 func (kv *KV) Snapshot() ([]byte, error) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	b := binary.AppendUvarint(nil, kv.applied)
-	b = binary.AppendUvarint(b, uint64(len(kv.data)))
+	b := binary.AppendUvarint(nil, uint64(len(kv.data)))
 	for _, k := range slices.Sorted(maps.Keys(kv.data)) {
 		b = appendString(appendString(b, k), kv.data[k])
 	}
@@ -214,10 +220,9 @@ func (kv *KV) Snapshot() ([]byte, error) {
 	return b, nil
 }
 
-// Restore replaces the state with a snapshot's.
-func (kv *KV) Restore(snap []byte) error {
+// Restore replaces the state with a snapshot's, taken at meta.Index.
+func (kv *KV) Restore(meta raft.SnapshotMeta, snap []byte) error {
 	d := decoder{b: snap}
-	applied := d.uvarint()
 	data := map[string]string{}
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		k := d.string()
@@ -233,7 +238,7 @@ func (kv *KV) Restore(snap []byte) error {
 	}
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	kv.applied, kv.data, kv.sessions = applied, data, sessions
+	kv.applied, kv.data, kv.sessions = meta.Index, data, sessions
 	return nil
 }
 

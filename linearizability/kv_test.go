@@ -4,6 +4,8 @@ import (
 	"errors"
 	"maps"
 	"testing"
+
+	"github.com/bifrost-go/bifrost/raft"
 )
 
 func encode(t *testing.T, c Command) []byte {
@@ -52,7 +54,7 @@ func TestCommandRejectsBadEncodings(t *testing.T) {
 // apply applies c at index and decodes the result.
 func apply(t *testing.T, kv *KV, index uint64, c Command) Result {
 	t.Helper()
-	r, err := DecodeResult(kv.Apply(index, encode(t, c)))
+	r, err := DecodeResult(kv.Apply(raft.Entry{Index: index, Term: 1, Data: encode(t, c)}))
 	if err != nil {
 		t.Fatalf("apply %+v: %v", c, err)
 	}
@@ -81,7 +83,7 @@ func TestKVAppliesEachRequestOnce(t *testing.T) {
 	if got := kv.Get("x"); got != "c" {
 		t.Errorf("x = %q, want %q", got, "c")
 	}
-	if got := kv.Apply(100, []byte{0}); got != nil {
+	if got := kv.Apply(raft.Entry{Index: 100, Term: 1, Data: []byte{0}}); got != nil {
 		t.Errorf("malformed command: result %q, want nil", got)
 	}
 }
@@ -95,7 +97,7 @@ func TestKVSnapshotKeepsSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := NewKV()
-	if err := restored.Restore(snap); err != nil {
+	if err := restored.Restore(raft.SnapshotMeta{Index: 2, Term: 1}, snap); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	wantApplied, wantData := kv.State()
@@ -111,7 +113,7 @@ func TestKVSnapshotKeepsSessions(t *testing.T) {
 		t.Errorf("x = %q after the retry, want %q", got, "a")
 	}
 	again, _ := restored.Snapshot()
-	if err := NewKV().Restore(again[:len(again)-1]); !errors.Is(err, ErrCorrupt) {
+	if err := NewKV().Restore(raft.SnapshotMeta{Index: 3, Term: 1}, again[:len(again)-1]); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("restore of a truncated snapshot: %v, want ErrCorrupt", err)
 	}
 }
@@ -151,10 +153,10 @@ func FuzzCommandDecode(f *testing.F) {
 
 func FuzzKVRestore(f *testing.F) {
 	kv := NewKV()
-	kv.Apply(1, []byte{byte(OpPut), 1, 1, 1, 'k', 1, 'v'})
+	kv.Apply(raft.Entry{Index: 1, Term: 1, Data: []byte{byte(OpPut), 1, 1, 1, 'k', 1, 'v'}})
 	snap, _ := kv.Snapshot()
 	f.Add(snap)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = NewKV().Restore(b) // must not panic
+		_ = NewKV().Restore(raft.SnapshotMeta{Index: 1, Term: 1}, b) // must not panic
 	})
 }

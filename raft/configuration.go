@@ -8,7 +8,7 @@ import (
 	"slices"
 )
 
-// This file holds membership changes (thesis 4.1 and 4.4): one server
+// This file holds configuration changes (thesis 4.1 and 4.4): one server
 // added as a learner, promoted to voter or removed at a time, through
 // EntryConfig entries that take effect as soon as they are appended.
 
@@ -56,7 +56,7 @@ func (t ConfChangeType) String() string {
 	return fmt.Sprintf("ConfChangeType(%d)", uint8(t))
 }
 
-// ConfChange is a single-server membership change, carried in the Data
+// ConfChange is a single-server configuration change, carried in the Data
 // of an EntryConfig entry.
 type ConfChange struct {
 	Type   ConfChangeType
@@ -98,30 +98,30 @@ func (cc *ConfChange) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-// membership is a configuration: sorted voters and learners, disjoint,
+// configuration is a configuration: sorted voters and learners, disjoint,
 // and the transport addresses that ConfAddLearner entries and snapshots
 // carried, by member. The addrs map is shared between configuration
 // points and never written once made.
-type membership struct {
+type configuration struct {
 	voters, learners []uint64
 	addrs            map[uint64]string
 }
 
-func newMembership(voters, learners []uint64, addrs map[uint64]string) membership {
-	return membership{voters: slices.Sorted(slices.Values(voters)), learners: slices.Sorted(slices.Values(learners)),
+func newConfiguration(voters, learners []uint64, addrs map[uint64]string) configuration {
+	return configuration{voters: slices.Sorted(slices.Values(voters)), learners: slices.Sorted(slices.Values(learners)),
 		addrs: maps.Clone(addrs)}
 }
 
-func (ms membership) isVoter(id uint64) bool   { return slices.Contains(ms.voters, id) }
-func (ms membership) isLearner(id uint64) bool { return slices.Contains(ms.learners, id) }
-func (ms membership) isMember(id uint64) bool  { return ms.isVoter(id) || ms.isLearner(id) }
+func (ms configuration) isVoter(id uint64) bool   { return slices.Contains(ms.voters, id) }
+func (ms configuration) isLearner(id uint64) bool { return slices.Contains(ms.learners, id) }
+func (ms configuration) isMember(id uint64) bool  { return ms.isVoter(id) || ms.isLearner(id) }
 
 // apply returns the configuration after cc, or an error wrapping
 // ErrInvalidConfChange if cc does not fit this one.
-func (ms membership) apply(cc ConfChange) (membership, error) {
+func (ms configuration) apply(cc ConfChange) (configuration, error) {
 	id := cc.NodeID
 	var bad bool
-	next := membership{voters: slices.Clone(ms.voters), learners: slices.Clone(ms.learners), addrs: ms.addrs}
+	next := configuration{voters: slices.Clone(ms.voters), learners: slices.Clone(ms.learners), addrs: ms.addrs}
 	switch cc.Type {
 	case ConfAddLearner:
 		bad = id == 0 || ms.isMember(id)
@@ -161,10 +161,10 @@ func (ms membership) apply(cc ConfChange) (membership, error) {
 // configuration.
 type confPoint struct {
 	index, term uint64
-	ms          membership
+	ms          configuration
 }
 
-// ProposeConfChange appends a membership change to the leader's log and
+// ProposeConfChange appends a configuration change to the leader's log and
 // returns its index and term; the outcome shows in Ready.Committed as for
 // Propose. The change takes effect on every node as soon as the entry is
 // appended to its log, and is undone if the entry is cut off.
@@ -198,15 +198,15 @@ func (c *Core) ProposeConfChange(cc ConfChange) (index, term uint64, err error) 
 	return e.Index, e.Term, nil
 }
 
-// Membership returns the current configuration: the voters and learners
+// Configuration returns the current configuration: the voters and learners
 // after the last configuration entry in the log, committed or not.
-func (c *Core) Membership() (voters, learners []uint64) {
+func (c *Core) Configuration() (voters, learners []uint64) {
 	ms := c.conf()
 	return slices.Clone(ms.voters), slices.Clone(ms.learners)
 }
 
-// MembershipAt returns the configuration in effect at log index i.
-func (c *Core) MembershipAt(i uint64) (voters, learners []uint64) {
+// ConfigurationAt returns the configuration in effect at log index i.
+func (c *Core) ConfigurationAt(i uint64) (voters, learners []uint64) {
 	ms := c.confAt(i)
 	return slices.Clone(ms.voters), slices.Clone(ms.learners)
 }
@@ -224,11 +224,11 @@ func (c *Core) responsiveQuorum(voters []uint64) bool {
 	return len(voters) > 0 && active >= len(voters)/2+1
 }
 
-func (c *Core) conf() membership     { return c.lastConf().ms }
+func (c *Core) conf() configuration  { return c.lastConf().ms }
 func (c *Core) lastConf() *confPoint { return &c.confs[len(c.confs)-1] }
 
 // confAt is the configuration in effect at index i.
-func (c *Core) confAt(i uint64) membership {
+func (c *Core) confAt(i uint64) configuration {
 	for k := len(c.confs) - 1; k > 0; k-- {
 		if c.confs[k].index <= i {
 			return c.confs[k].ms
@@ -243,7 +243,7 @@ func (c *Core) isMember(id uint64) bool { return c.conf().isMember(id) }
 
 // resetConf makes base, at index, the only configuration point and adds
 // the configuration entries of the log after it.
-func (c *Core) resetConf(index, term uint64, base membership) {
+func (c *Core) resetConf(index, term uint64, base configuration) {
 	c.confs = []confPoint{{index: index, term: term, ms: base}}
 	if index < c.log.lastIndex() {
 		c.appendedConf(c.log.slice(max(index, c.log.offset)+1, c.log.lastIndex()+1))
@@ -257,13 +257,13 @@ func (c *Core) resetConf(index, term uint64, base membership) {
 func (c *Core) installConf(m SnapshotMeta) {
 	base := c.confAt(m.Index)
 	if len(m.Voters) > 0 {
-		base = newMembership(m.Voters, m.Learners, m.Addrs)
+		base = newConfiguration(m.Voters, m.Learners, m.Addrs)
 	}
 	c.resetConf(m.Index, m.Term, base)
 }
 
 // addConf records that the configuration entry at index made ms current.
-func (c *Core) addConf(index, term uint64, ms membership) {
+func (c *Core) addConf(index, term uint64, ms configuration) {
 	c.confs = append(c.confs, confPoint{index: index, term: term, ms: ms})
 	c.setConf()
 }

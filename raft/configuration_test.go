@@ -20,11 +20,11 @@ func (cl *cluster) confChange(id uint64, cc ConfChange) uint64 {
 	return i
 }
 
-// checkMembership fails unless node id's configuration is voters and
+// checkConfiguration fails unless node id's configuration is voters and
 // learners.
-func (cl *cluster) checkMembership(id uint64, voters, learners []uint64) {
+func (cl *cluster) checkConfiguration(id uint64, voters, learners []uint64) {
 	cl.t.Helper()
-	v, l := cl.nodes[id].Membership()
+	v, l := cl.nodes[id].Configuration()
 	if !slices.Equal(v, voters) || !slices.Equal(l, learners) {
 		cl.t.Fatalf("node %d: voters %v learners %v, want %v and %v", id, v, l, voters, learners)
 	}
@@ -43,10 +43,10 @@ func TestLearnerCatchesUpAndIsPromoted(t *testing.T) {
 	cl.confChange(1, ConfChange{Type: ConfAddLearner, NodeID: 4})
 	cl.settle()
 	for _, id := range []uint64{1, 2, 3} {
-		cl.checkMembership(id, []uint64{1, 2, 3}, []uint64{4})
+		cl.checkConfiguration(id, []uint64{1, 2, 3}, []uint64{4})
 	}
 	cl.tick()
-	cl.checkMembership(1, []uint64{1, 2, 3}, []uint64{4}) // not promoted while behind
+	cl.checkConfiguration(1, []uint64{1, 2, 3}, []uint64{4}) // not promoted while behind
 	cl.drop = nil
 	for range 5 {
 		cl.tick()
@@ -55,7 +55,7 @@ func TestLearnerCatchesUpAndIsPromoted(t *testing.T) {
 		t.Fatalf("learner applied %d commands, leader %d", len(got), len(want))
 	}
 	for _, id := range cl.ids {
-		cl.checkMembership(id, []uint64{1, 2, 3, 4}, nil)
+		cl.checkConfiguration(id, []uint64{1, 2, 3, 4}, nil)
 	}
 }
 
@@ -144,7 +144,7 @@ func TestConfChangeAcceptedOnceSettled(t *testing.T) {
 		cl.settle()
 		cl.confChange(1, ConfChange{Type: ConfPromoteLearner, NodeID: 4})
 		cl.settle()
-		cl.checkMembership(2, []uint64{1, 2, 3, 4}, nil)
+		cl.checkConfiguration(2, []uint64{1, 2, 3, 4}, nil)
 	})
 	t.Run("after the new leader committed in its term", func(t *testing.T) {
 		cl := newCluster(t, 3, nil)
@@ -163,7 +163,7 @@ func TestConfChangeAcceptedOnceSettled(t *testing.T) {
 		}
 		cl.confChange(1, ConfChange{Type: ConfRemoveMember, NodeID: 3})
 		cl.settle()
-		cl.checkMembership(2, []uint64{1, 2}, nil)
+		cl.checkConfiguration(2, []uint64{1, 2}, nil)
 		i := cl.propose(1, "two of two")
 		cl.settle()
 		if st := cl.nodes[2].Status(); st.Commit < i {
@@ -204,7 +204,7 @@ func TestRemoveLeader(t *testing.T) {
 		if st := cl.nodes[id].Status(); st.Commit < j {
 			t.Fatalf("node %d commit %d, want %d", id, st.Commit, j)
 		}
-		cl.checkMembership(id, []uint64{2, 3}, nil)
+		cl.checkConfiguration(id, []uint64{2, 3}, nil)
 	}
 	if st := cl.nodes[1].Status(); st.Role != RoleFollower {
 		t.Fatalf("removed node campaigns: %+v", st)
@@ -251,8 +251,8 @@ func TestConfRevertsOnTruncation(t *testing.T) {
 	cl.drop = func(m Message) bool { return m.From == 1 }
 	cl.confChange(1, ConfAddLearner4)
 	cl.settle()
-	cl.checkMembership(1, []uint64{1, 2, 3}, []uint64{4})
-	cl.checkMembership(2, []uint64{1, 2, 3}, nil)
+	cl.checkConfiguration(1, []uint64{1, 2, 3}, []uint64{4})
+	cl.checkConfiguration(2, []uint64{1, 2, 3}, nil)
 	cl.nodes[2].campaignFor(false, true) // as if node 1 had handed over
 	cl.settle()
 	if cl.nodes[2].Status().Role != RoleLeader {
@@ -264,7 +264,7 @@ func TestConfRevertsOnTruncation(t *testing.T) {
 	if st := cl.nodes[1].Status(); st.Role != RoleFollower || st.Lead != 2 {
 		t.Fatalf("old leader: %+v", st)
 	}
-	cl.checkMembership(1, []uint64{1, 2, 3}, nil)
+	cl.checkConfiguration(1, []uint64{1, 2, 3}, nil)
 }
 
 func TestRestartRebuildsMembership(t *testing.T) {
@@ -278,7 +278,7 @@ func TestRestartRebuildsMembership(t *testing.T) {
 	for _, id := range []uint64{2, 4} {
 		cl.crash(id)
 		cl.restart(id)
-		cl.checkMembership(id, []uint64{1, 2}, []uint64{4})
+		cl.checkConfiguration(id, []uint64{1, 2}, []uint64{4})
 	}
 }
 
@@ -322,7 +322,7 @@ func TestSnapshotCarriesMembership(t *testing.T) {
 		!maps.Equal(rd.Snapshot.Addrs, m.SnapAddrs) {
 		t.Fatalf("installed snapshot %+v", rd.Snapshot)
 	}
-	if v, l := f.Membership(); !slices.Equal(v, []uint64{1, 2, 3}) || !slices.Equal(l, []uint64{4, 5}) {
+	if v, l := f.Configuration(); !slices.Equal(v, []uint64{1, 2, 3}) || !slices.Equal(l, []uint64{4, 5}) {
 		t.Fatalf("after install: voters %v learners %v", v, l)
 	}
 
@@ -335,7 +335,7 @@ func TestSnapshotCarriesMembership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, l := r.Membership(); !slices.Equal(v, []uint64{1, 2, 4}) || !slices.Equal(l, []uint64{7}) {
+	if v, l := r.Configuration(); !slices.Equal(v, []uint64{1, 2, 4}) || !slices.Equal(l, []uint64{7}) {
 		t.Fatalf("after restart: voters %v learners %v", v, l)
 	}
 	remove7, _ := (&ConfChange{Type: ConfRemoveMember, NodeID: 7}).AppendBinary(nil)

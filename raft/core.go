@@ -12,7 +12,7 @@ var (
 	// The caller should retry on the leader Status or Ready names.
 	ErrNotLeader = errors.New("raft: not leader")
 	// ErrProposalDropped reports a proposal the core refused although it
-	// leads, for instance while it hands leadership over (issue 4). A
+	// leads, for instance while it hands leadership over. A
 	// driver also uses it for a proposal whose index was overwritten by a
 	// later leader.
 	ErrProposalDropped = errors.New("raft: proposal dropped")
@@ -23,6 +23,10 @@ var (
 	// leadership over (TransferLeadership); it wraps ErrProposalDropped.
 	// Proposals are accepted again once the transfer is abandoned.
 	ErrTransferring = fmt.Errorf("%w: leadership transfer in progress", ErrProposalDropped)
+	// ErrProposalTooLarge is returned by Propose for a command whose
+	// entry would not fit in one MsgApp (Config.MaxMsgBytes): no leader
+	// could ever send it. MaxCommandBytes gives the limit.
+	ErrProposalTooLarge = errors.New("raft: proposal too large")
 )
 
 // Role is the part a node currently plays in its group.
@@ -90,17 +94,31 @@ type Config struct {
 	// MaxMsgEntries caps the entries in one MsgApp. Default 512.
 	MaxMsgEntries int
 	// MaxMsgBytes caps the entry bytes in one MsgApp, counted as
-	// Entry.EncodedSize (data plus a small fixed overhead); a single larger
-	// entry still goes alone. Default 1 MiB.
+	// Entry.EncodedSize (data plus a small fixed overhead). It bounds a
+	// command too: Propose refuses one whose entry is larger
+	// (ErrProposalTooLarge; MaxCommandBytes gives the limit), so that
+	// every message fits what the transport carries. Default 1 MiB.
 	MaxMsgBytes int
 	// MaxInflight caps the unacknowledged MsgApp per follower while
 	// pipelining. Default 256.
 	MaxInflight int
+	// MaxWriteBytes caps the entry bytes one Ready hands out to be
+	// written (at least one entry goes), so that one write takes bounded
+	// time however large the proposals waiting: the rest goes in the next
+	// Readys. Default 4 MiB.
+	MaxWriteBytes int
+	// WriteStallTicks is how long a leader's write may stay in flight
+	// (from Ready to Advance) before the leader steps down: a leader
+	// whose disk hangs goes on heartbeating from its driver, so without
+	// this the group would keep a leader that commits nothing. Default
+	// 3*ElectionTicks; negative: never. Keep it above the time a write of
+	// MaxWriteBytes takes.
+	WriteStallTicks int
 	// SnapshotCatchUpEntries is how many entries before its newest
 	// snapshot Compact keeps in memory, so that a follower a little
 	// behind gets entries rather than the whole snapshot, and one that
 	// installed a snapshot taken before the newest can go on from the
-	// log. Default 0: keep none.
+	// log. Default 1000; negative: keep none.
 	SnapshotCatchUpEntries int
 	// Seed seeds the randomized election timeouts (with ID, so nodes of one
 	// group differ): the same seed gives the same behaviour.
@@ -145,6 +163,10 @@ const (
 	DefaultMaxMsgBytes    = 1 << 20
 	DefaultMaxInflight    = 256
 	DefaultPromoteLag     = 100
+	DefaultMaxWriteBytes  = 4 << 20
+	// DefaultSnapshotCatchUpEntries is the default of
+	// Config.SnapshotCatchUpEntries.
+	DefaultSnapshotCatchUpEntries = 1000
 )
 
 // withDefaults fills the zero tuning fields of cfg.
@@ -161,6 +183,10 @@ func (cfg Config) withDefaults() Config {
 	def(&cfg.MaxInflight, DefaultMaxInflight)
 	def(&cfg.LeaseMarginTicks, max(1, cfg.ElectionTicks/5))
 	def(&cfg.PromoteLag, DefaultPromoteLag)
+	def(&cfg.SnapshotCatchUpEntries, DefaultSnapshotCatchUpEntries)
+	def(&cfg.MaxWriteBytes, DefaultMaxWriteBytes)
+	def(&cfg.WriteStallTicks, 3*cfg.ElectionTicks)
+	cfg.SnapshotCatchUpEntries = max(cfg.SnapshotCatchUpEntries, 0)
 	return cfg
 }
 
@@ -179,7 +205,7 @@ func (cfg *Config) validate() error {
 		return errors.New("raft: config: tick counts must be positive")
 	case cfg.HeartbeatTicks >= cfg.ElectionTicks:
 		return fmt.Errorf("raft: config: HeartbeatTicks %d must be less than ElectionTicks %d", cfg.HeartbeatTicks, cfg.ElectionTicks)
-	case cfg.MaxMsgEntries < 1 || cfg.MaxMsgBytes < 1 || cfg.MaxInflight < 1:
+	case cfg.MaxMsgEntries < 1 || cfg.MaxMsgBytes < 1 || cfg.MaxInflight < 1 || cfg.MaxWriteBytes < 1:
 		return errors.New("raft: config: message limits must be positive")
 	case cfg.LeaseMarginTicks < 1 || cfg.LeaseMarginTicks >= cfg.ElectionTicks:
 		return fmt.Errorf("raft: config: LeaseMarginTicks %d must be in [1, ElectionTicks %d)", cfg.LeaseMarginTicks, cfg.ElectionTicks)
@@ -204,7 +230,7 @@ type Core struct {
 	voters []uint64 // current voters, sorted, so every walk over the group is deterministic
 	// confs are the configurations of the log, oldest first: the base
 	// (snapshot or initial) and one per EntryConfig entry after it. The
-	// last one is current (membership.go).
+	// last one is current (configuration.go).
 	confs []confPoint
 	rng   *rand.Rand
 
@@ -242,8 +268,12 @@ type Core struct {
 	msgs         []Message // to send at once
 	afterPersist []Message // to send once this Ready is durable
 	prevHS       HardState // the hard state last reported durable
-	prevLead     uint64    // soft state last handed out in a Ready
-	prevRole     Role
+	// writing is true from Ready to Advance, while the driver writes;
+	// writeTicks counts the ticks meanwhile (writeStalled).
+	writing    bool
+	writeTicks int
+	prevLead   uint64 // soft state last handed out in a Ready
+	prevRole   Role
 }
 
 // New returns a Core for cfg, restarted from cfg.HardState, cfg.Entries
@@ -267,9 +297,9 @@ func New(cfg Config) (*Core, error) {
 	}
 	c.cfg.Entries, c.cfg.HardState = nil, HardState{}
 	c.term, c.vote = restoreTerm(cfg.HardState, log.lastTerm())
-	base := newMembership(cfg.Voters, cfg.Learners, nil)
+	base := newConfiguration(cfg.Voters, cfg.Learners, nil)
 	if len(cfg.Snapshot.Voters) > 0 {
-		base = newMembership(cfg.Snapshot.Voters, cfg.Snapshot.Learners, cfg.Snapshot.Addrs)
+		base = newConfiguration(cfg.Snapshot.Voters, cfg.Snapshot.Learners, cfg.Snapshot.Addrs)
 	}
 	c.resetConf(cfg.Snapshot.Index, cfg.Snapshot.Term, base)
 	c.becomeFollower(c.term, 0)
@@ -293,6 +323,9 @@ func restoreTerm(hs HardState, lastTerm uint64) (term, vote uint64) {
 // except as promotable allows.
 func (c *Core) Tick() {
 	c.ticks++
+	if c.writing {
+		c.writeTicks++
+	}
 	if c.role == RoleLeader {
 		c.tickLeader()
 		return
@@ -347,8 +380,13 @@ func (c *Core) Step(m Message) error {
 // Propose appends a command to the leader's log and returns its index and
 // term. The outcome shows in Ready.Committed: the entry at index with the
 // same term is this command; one with another term means it was dropped.
-// The core keeps data; the caller must not modify it afterwards.
+// The core keeps data; the caller must not modify it afterwards. A
+// command longer than MaxCommandBytes fails with ErrProposalTooLarge on
+// any node, leader or not.
 func (c *Core) Propose(data []byte) (index, term uint64, err error) {
+	if limit := maxCommandBytes(c.cfg.MaxMsgBytes); len(data) > limit {
+		return 0, 0, fmt.Errorf("%w: %d bytes, at most %d", ErrProposalTooLarge, len(data), limit)
+	}
 	if c.role != RoleLeader {
 		return 0, 0, ErrNotLeader
 	}
@@ -358,6 +396,16 @@ func (c *Core) Propose(data []byte) (index, term uint64, err error) {
 	e := Entry{Index: c.log.lastIndex() + 1, Term: c.term, Type: EntryNormal, Data: data}
 	c.log.append(e)
 	return e.Index, e.Term, nil
+}
+
+// MaxCommandBytes returns the longest command Propose accepts under cfg:
+// cfg.MaxMsgBytes (or its default) less the fixed overhead of an entry,
+// since every entry must fit in one MsgApp.
+func MaxCommandBytes(cfg Config) int { return maxCommandBytes(cfg.withDefaults().MaxMsgBytes) }
+
+func maxCommandBytes(maxMsgBytes int) int {
+	var empty Entry
+	return max(0, maxMsgBytes-empty.EncodedSize())
 }
 
 // HasReady reports whether Ready has anything to persist, send or apply.
@@ -375,12 +423,17 @@ func (c *Core) HasReady() bool {
 // Committed. The caller then calls Advance with it before the next Ready.
 // The slices are the caller's to read; the core never writes to them again.
 func (c *Core) Ready() Ready {
-	c.flush()
+	ents := c.log.unstable(c.cfg.MaxWriteBytes)
+	if n := len(ents); n > 0 {
+		c.log.handed = max(c.log.handed, ents[n-1].Index)
+	}
+	c.flush() // a leader's appends of what this Ready hands out
+	c.writing = true
 	hs := c.hardState()
 	rd := Ready{
 		HardState:        hs,
 		HardStateChanged: hs != c.prevHS,
-		Entries:          c.log.unstable(),
+		Entries:          ents,
 		Messages:         c.msgs,
 		AfterPersist:     c.afterPersist,
 		Committed:        c.log.nextCommitted(),
@@ -390,7 +443,8 @@ func (c *Core) Ready() Ready {
 		Term:             c.term,
 	}
 	c.readySnapshot(&rd)
-	c.msgs, c.afterPersist, c.readStates = nil, nil, nil
+	rd.AfterPersist, c.afterPersist = c.splitAcks(rd.AfterPersist)
+	c.msgs, c.readStates = nil, nil
 	c.prevLead, c.prevRole = c.lead, c.role
 	if n := len(rd.Committed); n > 0 {
 		c.log.applying = rd.Committed[n-1].Index
@@ -398,10 +452,47 @@ func (c *Core) Ready() Ready {
 	return rd
 }
 
+// splitAcks parts msgs into those this Ready's write makes true and the
+// append acknowledgements of entries it does not hand out yet, which wait
+// for a later Ready.
+func (c *Core) splitAcks(msgs []Message) (now, later []Message) {
+	for _, m := range msgs {
+		if m.Type == MsgAppResp && !m.Reject && m.Index > c.log.handed {
+			later = append(later, m)
+		} else {
+			now = append(now, m)
+		}
+	}
+	return now, later
+}
+
+// TakeMessages returns the messages that may leave before persisting
+// (those of Ready.Messages) queued since the last Ready, for a driver
+// whose write is in flight: heartbeats and their answers, and a leader's
+// appends of entries a Ready has handed out, go out while the disk works
+// instead of after it. Appends of newer entries wait for the next Ready,
+// so that entries never leave before the Ready that writes them and new
+// proposals gather into one batch.
+func (c *Core) TakeMessages() []Message {
+	var out []Message
+	kept := c.msgs[:0]
+	for _, m := range c.msgs {
+		if n := len(m.Entries); m.Type == MsgApp && n > 0 && m.Entries[n-1].Index > c.log.handed {
+			kept = append(kept, m)
+			continue
+		}
+		out = append(out, m)
+	}
+	clear(c.msgs[len(kept):])
+	c.msgs = kept
+	return out
+}
+
 // Advance tells the core that rd's HardState and Entries are durable, its
 // messages sent and its committed entries applied. A leader's own entries
 // count towards its quorum only from here.
 func (c *Core) Advance(rd Ready) {
+	c.writing, c.writeTicks = false, 0
 	if rd.HardStateChanged {
 		c.prevHS = rd.HardState
 	}
@@ -435,7 +526,7 @@ type Ready struct {
 	Entries []Entry
 	// Messages may be sent at once, before persisting: a leader's MsgApp
 	// and MsgHeartbeat (its own entries count towards quorum only after
-	// Advance reports them durable).
+	// Advance reports them durable) and heartbeat answers.
 	Messages []Message
 	// AfterPersist must be sent only once HardState and Entries are
 	// durable: every message but a leader's appends and heartbeats, such
@@ -490,12 +581,18 @@ type Status struct {
 
 // hardState is the state that must be durable before the node speaks.
 func (c *Core) hardState() HardState {
-	return HardState{Term: c.term, Vote: c.vote, Commit: c.log.committed}
+	// The commit index persisted never passes the entries written with
+	// it: a Ready may hand out only part of the log (MaxWriteBytes).
+	return HardState{Term: c.term, Vote: c.vote, Commit: min(c.log.committed, c.log.handed)}
 }
 
 // send queues m from this node. A leader's appends and heartbeats may go
-// before its state is durable; everything else waits for persistence,
-// because it promises something about this node's term, vote or log.
+// before its state is durable, and so may a heartbeat's answer: it
+// promises nothing about this node's vote or log, only that it heard the
+// leader, and holding it back while a large write runs would have the
+// leader lose its quorum (check-quorum) and followers their leader.
+// Everything else waits for persistence, because it promises something
+// about this node's term, vote or log.
 //
 // A leader's own term must be durable before it speaks as leader,
 // though. A candidate persists it before asking for votes, so only a
@@ -506,7 +603,7 @@ func (c *Core) hardState() HardState {
 // any node that heard both.
 func (c *Core) send(m Message) {
 	m.From = c.id
-	if c.role == RoleLeader && (m.Type == MsgApp || m.Type == MsgHeartbeat) && c.prevHS.Term == c.term {
+	if m.Type == MsgHeartbeatResp || c.role == RoleLeader && (m.Type == MsgApp || m.Type == MsgHeartbeat) && c.prevHS.Term == c.term {
 		c.msgs = append(c.msgs, m)
 		return
 	}
@@ -544,8 +641,7 @@ func (c *Core) Stale(m Message) bool { return m.Term < c.term }
 // A leader of an older term is heard too, if only to be told this term
 // (answerStale): a node whose stale configuration lacks the leader, and
 // whose campaigns raised its term (pre-vote off), has no other way back,
-// since the lease keeps the leader's followers from adopting its term
-// (seed 105113 never converged).
+// since the lease keeps the leader's followers from adopting its term.
 // Everything else counts only from members, or from the leader this
 // node follows.
 func (c *Core) accepts(m Message) bool {

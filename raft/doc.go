@@ -4,7 +4,7 @@
 // check-quorum, log replication with fast conflict backup and pipelining,
 // the commit rule of Figure 8, linearizable reads (ReadIndex and leases),
 // leadership transfer, snapshots sent in chunks, and single-server
-// membership changes with learners.
+// configuration changes with learners.
 //
 // # A value, not a service
 //
@@ -17,33 +17,40 @@
 //
 // # The driver loop
 //
-// One goroutine drives one Core:
+// One goroutine drives one Core. Driver runs the Ready protocol against a
+// Host, which does the I/O: raft/node's Node and the simulator of
+// raft/rafttest are both Hosts of the same Driver, so the seeded fault
+// schedules test the protocol that ships.
 //
+//	d := raft.NewDriver(core, host)
 //	for {
 //		select {
 //		case <-ticker.C:
-//			c.Tick()
+//			core.Tick()
 //		case m := <-recv:
-//			c.Step(m)
+//			core.Step(m)
 //		case p := <-proposals:
-//			c.Propose(p)
+//			core.Propose(p)
+//		case <-host.synced: // a write host.Write left in flight is durable
+//			err = d.Synced()
 //		}
-//		if c.HasReady() {
-//			rd := c.Ready()
-//			send(rd.Messages)                         // a leader's appends go out at once
-//			sendSnapshots(rd.SnapshotRequests)        // chunks read from the driver's snapshot
-//			storage.SaveChunks(rd.SnapshotChunks)     // a snapshot arriving from the leader
-//			storage.SaveSnapshot(rd.Snapshot)         // when not zero, before the log
-//			storage.Save(rd.HardState, rd.Entries)    // then fsync
-//			send(rd.AfterPersist)                     // only once durable
-//			restore(rd.Snapshot)                      // when not zero
-//			apply(rd.Committed)
-//			answerReads(rd.ReadStates)                // once applied up to each Index
-//			c.Advance(rd)
-//		}
+//		err = d.Run()
 //	}
 //
-// The order is the contract:
+// For each Ready, Driver calls the Host in this order:
+//
+//	host.Take(&rd)                       // a first look (checks, addresses)
+//	host.Send(rd.Messages)               // a leader's appends go out at once
+//	host.SendSnapshot(rd.SnapshotRequests) // chunks read from the host's snapshot
+//	host.Write(&rd)                      // chunks, Snapshot, HardState, Entries
+//	// ... once durable:
+//	host.Send(rd.AfterPersist)           // less what a newer term made stale
+//	host.Reads(rd.ReadStates)            // each goes ahead once applied to its Index
+//	host.Restore(rd.Snapshot)            // when not zero
+//	host.Apply(rd.Committed)             // what is not applied yet
+//	core.Advance(rd)
+//
+// The order is the contract, for a driver written by hand too:
 //
 //   - Messages may leave before the Ready is durable. They are a leader's
 //     MsgApp and MsgHeartbeat, so the leader writes its log in parallel
@@ -74,10 +81,10 @@
 //     asynchronously); whatever they produce comes in the next Ready.
 //     Such a driver drops the AfterPersist messages that Core.Stale
 //     reports once the write is durable: they speak for a term the node
-//     has left since. Between the two it may also apply, with
-//     TakeDurableCommitted, the entries that committed meanwhile and are
-//     durable already (those of earlier Readys), instead of waiting for
-//     the next Ready.
+//     has left since. Between the two it may also apply the committed
+//     entries that earlier Readys made durable: those of the Ready
+//     itself below its first new entry, and, with TakeDurableCommitted,
+//     those that committed meanwhile, instead of waiting for the write.
 //
 // Proposals are sent from HasReady and Ready rather than from Propose, so
 // all proposals made between two Ready calls travel in one batch.
@@ -147,7 +154,7 @@
 // application's restore, whose length made other implementations loop
 // on InstallSnapshot (hashicorp/raft #212).
 //
-// # Membership changes
+// # Configuration changes
 //
 // A configuration is voters and learners; learners receive entries but
 // neither vote nor count towards commit, read or check-quorum quorums.

@@ -222,7 +222,7 @@ func (c *Core) becomeLeader() {
 
 // tickLeader checks the quorum and counts towards the next heartbeat.
 func (c *Core) tickLeader() {
-	if !c.checkQuorum() {
+	if !c.checkQuorum() || c.writeStalled() {
 		c.becomeFollower(c.term, 0)
 		return
 	}
@@ -232,6 +232,13 @@ func (c *Core) tickLeader() {
 		c.heartbeatElapsed = 0
 		c.bcastHeartbeat()
 	}
+}
+
+// writeStalled reports whether this leader's write has been in flight for
+// longer than WriteStallTicks: its disk hangs, and it could commit
+// nothing of its own while it held the group.
+func (c *Core) writeStalled() bool {
+	return c.cfg.WriteStallTicks > 0 && c.writeTicks >= c.cfg.WriteStallTicks
 }
 
 // checkQuorum reports whether a quorum (this node included) answered

@@ -1,11 +1,14 @@
 package raft
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // raftLog is the in-memory log of one node, with the indexes that say
 // which part of it is durable, committed and applied:
 //
-//	applied <= applying <= committed <= lastIndex, stable <= lastIndex
+//	applied <= applying <= committed <= lastIndex, stable <= handed <= lastIndex
 //
 // Entries never get rewritten in place (chunkedEntries copies what it
 // cuts into), so a slice handed out in a Ready or a Message keeps its
@@ -18,6 +21,7 @@ type raftLog struct {
 	offset     uint64         // index of the last entry covered by the snapshot; 0 for none
 	offsetTerm uint64         // term of the entry at offset
 	stable     uint64         // highest index known durable (reported by Advance)
+	handed     uint64         // highest index handed out in Ready.Entries
 	committed  uint64         // highest index known committed on a quorum
 	applying   uint64         // highest index handed out in Ready.Committed
 	applied    uint64         // highest index whose application Advance confirmed
@@ -48,7 +52,7 @@ func restoreLog(snap SnapshotMeta, ents []Entry, commit, applied uint64) (raftLo
 	applied = max(applied, snap.Index)
 	commit = max(commit, applied)
 	return raftLog{
-		entries: entriesOf(ents), offset: snap.Index, offsetTerm: snap.Term, stable: last,
+		entries: entriesOf(ents), offset: snap.Index, offsetTerm: snap.Term, stable: last, handed: last,
 		committed: commit, applying: applied, applied: applied,
 	}, nil
 }
@@ -137,6 +141,7 @@ func (l *raftLog) truncateAndAppend(ents []Entry) {
 	l.entries.truncate(int(after - l.offset))
 	l.entries.append(ents...)
 	l.stable = min(l.stable, after)
+	l.handed = min(l.handed, after)
 }
 
 // findConflictByTerm returns the highest index at or below i whose term is
@@ -177,9 +182,10 @@ func (l *raftLog) slice(lo, hi uint64) []Entry {
 
 func (l *raftLog) hasUnstable() bool { return l.lastIndex() > l.stable }
 
-// unstable returns the entries not yet reported durable.
-func (l *raftLog) unstable() []Entry {
-	return l.slice(l.stable+1, l.lastIndex()+1)
+// unstable returns the entries not yet reported durable, at most
+// maxBytes of them but at least one, for a Ready to hand out (handed).
+func (l *raftLog) unstable(maxBytes int) []Entry {
+	return l.batch(l.stable+1, l.lastIndex(), math.MaxInt, maxBytes)
 }
 
 // stableTo records that ents (a Ready's Entries) are durable. Entries the
@@ -195,13 +201,13 @@ func (l *raftLog) stableTo(ents []Entry) {
 	}
 }
 
-func (l *raftLog) hasNextCommitted() bool { return l.committed > l.applying }
+func (l *raftLog) hasNextCommitted() bool { return min(l.committed, l.handed) > l.applying }
 
-// nextCommitted returns the committed entries not yet handed out. Every
-// entry of the log is either durable or in the same Ready's Entries, so
-// all committed entries may go.
+// nextCommitted returns the committed entries not yet handed out, up to
+// the last entry handed out for writing: every one of them is durable or
+// in the same Ready's Entries.
 func (l *raftLog) nextCommitted() []Entry {
-	return l.slice(l.applying+1, l.committed+1)
+	return l.slice(l.applying+1, min(l.committed, l.handed)+1)
 }
 
 // appliedTo records that the application applied up to i.
@@ -210,15 +216,15 @@ func (l *raftLog) appliedTo(i uint64) {
 	l.applying = max(l.applying, i)
 }
 
-// batch returns the entries from lo on for one MsgApp: at most maxEntries
-// of them and maxBytes of encoding, but always at least one if any exist,
-// so an oversized entry still goes.
-func (l *raftLog) batch(lo uint64, maxEntries, maxBytes int) []Entry {
-	hi := l.lastIndex() + 1
+// batch returns the entries from lo up to last (or the end of the log)
+// for one MsgApp or Ready: at most maxEntries of them and maxBytes of
+// encoding, but always at least one if any exist.
+func (l *raftLog) batch(lo, last uint64, maxEntries, maxBytes int) []Entry {
+	hi := min(last, l.lastIndex()) + 1
 	if lo >= hi {
 		return nil
 	}
-	hi = min(hi, lo+uint64(maxEntries))
+	hi = min(hi, lo+uint64(min(maxEntries, math.MaxInt32)))
 	size := 0
 	for i := lo; i < hi; i++ {
 		size += l.at(i).EncodedSize()

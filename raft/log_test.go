@@ -45,13 +45,15 @@ func TestBatchLimitsBytes(t *testing.T) {
 	}
 	size := l.entries.at(0).EncodedSize()
 	tests := []struct {
+		last                       uint64
 		maxEntries, maxBytes, want int
 	}{
-		{100, 3 * size, 3}, {2, 3 * size, 2}, {100, 1, 1}, {100, 1 << 20, 10},
+		{10, 100, 3 * size, 3}, {10, 2, 3 * size, 2}, {10, 100, 1, 1}, {10, 100, 1 << 20, 10},
+		{4, 100, 1 << 20, 4}, {99, 100, 1 << 20, 10}, {0, 100, 1 << 20, 0},
 	}
 	for _, tt := range tests {
-		if got := len(l.batch(1, tt.maxEntries, tt.maxBytes)); got != tt.want {
-			t.Errorf("batch(entries %d, bytes %d) has %d entries, want %d", tt.maxEntries, tt.maxBytes, got, tt.want)
+		if got := len(l.batch(1, tt.last, tt.maxEntries, tt.maxBytes)); got != tt.want {
+			t.Errorf("batch(up to %d, entries %d, bytes %d) has %d entries, want %d", tt.last, tt.maxEntries, tt.maxBytes, got, tt.want)
 		}
 	}
 }

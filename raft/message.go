@@ -7,9 +7,8 @@ import (
 
 // MessageType tells what a Message asks or answers.
 //
-// The numeric values are part of the wire format: new types (issue 4 adds
-// snapshots, leadership transfer and read-index messages) are appended
-// after the last one, never inserted.
+// The numeric values are part of the wire format: new types are
+// appended after the last one, never inserted.
 type MessageType uint8
 
 const (

@@ -67,7 +67,8 @@ func TestReadIndexNeedsARoundSentAfterIt(t *testing.T) {
 		}
 		f := cl.nodes[m.To]
 		f.Step(m)
-		for _, resp := range drain(f).AfterPersist {
+		frd := drain(f)
+		for _, resp := range append(frd.Messages, frd.AfterPersist...) {
 			c.Step(resp)
 		}
 	}

@@ -48,7 +48,9 @@ func (c *Core) sendAppend(to uint64, pr *progress, empty bool) bool {
 	if pr.paused(c.cfg.MaxInflight) {
 		return false
 	}
-	ents := c.log.batch(pr.next, c.cfg.MaxMsgEntries, c.cfg.MaxMsgBytes)
+	// Only entries a Ready handed out: they never leave before the write
+	// that makes them durable here has begun.
+	ents := c.log.batch(pr.next, c.log.handed, c.cfg.MaxMsgEntries, c.cfg.MaxMsgBytes)
 	if len(ents) == 0 && !empty {
 		return false
 	}

@@ -37,7 +37,7 @@ type SnapshotMeta struct {
 	Index uint64
 	Term  uint64
 	// Voters and Learners are the configuration at Index. Both empty
-	// means unknown (a snapshot written before membership changes): the
+	// means unknown (a snapshot written before configuration changes): the
 	// node keeps the configuration it has.
 	Voters   []uint64
 	Learners []uint64
@@ -140,6 +140,7 @@ func (l *raftLog) compact(i uint64) {
 	l.entries.dropFront(int(i - l.offset))
 	l.offset = i
 	l.stable = max(l.stable, i)
+	l.handed = max(l.handed, i)
 }
 
 // restore makes the log start after a snapshot received from the leader.
@@ -151,10 +152,11 @@ func (l *raftLog) restore(m SnapshotMeta) {
 		l.entries.dropFront(int(m.Index - l.offset))
 	} else {
 		l.entries = chunkedEntries{}
-		l.stable = m.Index
+		l.stable, l.handed = m.Index, m.Index
 	}
 	l.offset, l.offsetTerm = m.Index, m.Term
 	l.stable = max(l.stable, m.Index)
+	l.handed = max(l.handed, m.Index)
 	l.committed = max(l.committed, m.Index)
 	l.applying = max(l.applying, m.Index)
 }

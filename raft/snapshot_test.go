@@ -51,6 +51,14 @@ type snapCluster struct {
 
 func newSnapCluster(t *testing.T, n int) *snapCluster { return newSnapClusterWith(t, n, 0) }
 
+// keepOrNone is n, or -1 (keep none) for zero.
+func keepOrNone(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func newSnapClusterWith(t *testing.T, n, catchUp int) *snapCluster {
 	sc := &snapCluster{t: t, nodes: map[uint64]*snapNode{}, down: map[uint64]bool{}, chunk: 8, catchUp: catchUp}
 	for i := uint64(1); i <= uint64(n); i++ {
@@ -69,7 +77,7 @@ func (sc *snapCluster) start(id uint64) {
 	sc.t.Helper()
 	n := sc.nodes[id]
 	n.state, n.applied, n.recv, n.pending = decodeState(n.snapData), n.snap.Index, nil, nil
-	c, err := New(Config{ID: id, Voters: sc.ids, ElectionTicks: 10, Seed: 7, SnapshotCatchUpEntries: sc.catchUp,
+	c, err := New(Config{ID: id, Voters: sc.ids, ElectionTicks: 10, Seed: 7, SnapshotCatchUpEntries: keepOrNone(sc.catchUp),
 		HardState: n.hs, Snapshot: n.snap, Entries: slices.Clone(n.ents), Applied: n.applied})
 	if err != nil {
 		sc.t.Fatalf("New(%d): %v", id, err)

@@ -18,12 +18,12 @@ import (
 // the figures measure consensus, storage and transport.
 type discardSM struct{}
 
-func (discardSM) Apply(uint64, []byte) []byte { return nil }
+func (discardSM) Apply(raft.Entry) []byte { return nil }
 
 // bifrostMember is one member of the benchmark cluster.
 type bifrostMember struct {
 	srv       *rpc.Server
-	pool      *rpc.Pool
+	pool, ctl *rpc.Pool
 	transport *node.RPCTransport
 	wal       *wal.WAL
 	node      *node.Node
@@ -58,13 +58,13 @@ func startBifrost(b *testing.B, storage string) (applyFunc, func()) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := members[1].node.WaitFor(ctx, func(st raft.Status) bool { return st.Lead != 0 })
+	err := members[1].node.WaitFor(ctx, func(st node.Status) bool { return st.Lead != 0 })
 	if err != nil {
 		stop()
 		b.Fatalf("no leader: %v", err)
 	}
 	lead := members[members[1].node.Status().Lead].node
-	err = lead.WaitFor(ctx, func(st raft.Status) bool { return st.Role == raft.RoleLeader })
+	err = lead.WaitFor(ctx, func(st node.Status) bool { return st.Role == raft.RoleLeader })
 	if err != nil {
 		stop()
 		b.Fatalf("leader did not take office: %v", err)
@@ -86,6 +86,9 @@ func startBifrostMember(b *testing.B, id uint64, voters []uint64, addrs map[uint
 	if m.pool, err = rpc.NewPool(rpc.ClientConfig{}); err != nil {
 		return nil, err
 	}
+	if m.ctl, err = rpc.NewPool(rpc.ClientConfig{}); err != nil {
+		return nil, err
+	}
 	peers := map[uint64]string{}
 	for pid, addr := range addrs {
 		if pid != id {
@@ -93,7 +96,7 @@ func startBifrostMember(b *testing.B, id uint64, voters []uint64, addrs map[uint
 		}
 	}
 	m.transport, err = node.NewRPCTransport(node.RPCTransportConfig{
-		Group: "bench", Peers: peers, Server: m.srv, Pool: m.pool})
+		Group: "bench", Peers: peers, Server: m.srv, Pool: m.pool, ControlPool: m.ctl})
 	if err != nil {
 		return nil, err
 	}
@@ -103,11 +106,11 @@ func startBifrostMember(b *testing.B, id uint64, voters []uint64, addrs map[uint
 		if m.wal, err = wal.Open(wal.Config{Dir: dir}); err != nil {
 			return nil, err
 		}
-		store = node.WALStorage(m.wal)
+		store = node.NewWALStorage(m.wal)
 	}
 
 	go func() { m.served <- m.srv.Serve(ln) }()
-	m.node, err = node.Start(node.Config{ID: id, Voters: voters, Storage: store,
+	m.node, err = node.Start(node.Config{Raft: raft.Config{ID: id, Voters: voters}, Storage: store,
 		Transport: m.transport, StateMachine: discardSM{}})
 	return m, err
 }
@@ -120,6 +123,7 @@ func (m *bifrostMember) stop() {
 	m.srv.Close()
 	<-m.served
 	m.pool.Close()
+	m.ctl.Close()
 	if m.wal != nil {
 		m.wal.Close()
 	}

@@ -92,8 +92,11 @@ type kv struct {
 	data map[string]string
 }
 
-func (s *kv) Apply(_ uint64, cmd []byte) []byte {
-	k, v, _ := strings.Cut(string(cmd), "=")
+func (s *kv) Apply(e raft.Entry) []byte {
+	if e.Type != raft.EntryNormal {
+		return nil
+	}
+	k, v, _ := strings.Cut(string(e.Data), "=")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.data[k]
@@ -112,6 +115,7 @@ type member struct {
 	id        uint64
 	srv       *rpc.Server
 	pool      *rpc.Pool
+	ctl       *rpc.Pool // the transport's control lane: heartbeats never queue behind appends
 	transport *node.RPCTransport
 	log       *wal.WAL
 	sm        *kv
@@ -139,6 +143,9 @@ func startMember(id uint64, ln net.Listener, addrs map[uint64]string, dir string
 		} else {
 			ln.Close()
 		}
+		if m.ctl != nil {
+			m.ctl.Close()
+		}
 		if m.pool != nil {
 			m.pool.Close()
 		}
@@ -152,6 +159,9 @@ func startMember(id uint64, ln net.Listener, addrs map[uint64]string, dir string
 	if m.pool, err = rpc.NewPool(rpc.ClientConfig{}); err != nil {
 		return nil, err
 	}
+	if m.ctl, err = rpc.NewPool(rpc.ClientConfig{}); err != nil {
+		return nil, err
+	}
 	peers := map[uint64]string{}
 	voters := []uint64{}
 	for pid, addr := range addrs {
@@ -160,7 +170,7 @@ func startMember(id uint64, ln net.Listener, addrs map[uint64]string, dir string
 			peers[pid] = addr
 		}
 	}
-	if m.transport, err = node.NewRPCTransport(node.RPCTransportConfig{Group: "demo", Peers: peers, Server: m.srv, Pool: m.pool}); err != nil {
+	if m.transport, err = node.NewRPCTransport(node.RPCTransportConfig{Group: "demo", Peers: peers, Server: m.srv, Pool: m.pool, ControlPool: m.ctl}); err != nil {
 		return nil, err
 	}
 	if m.log, err = wal.Open(wal.Config{Dir: dir}); err != nil {
@@ -168,7 +178,7 @@ func startMember(id uint64, ln net.Listener, addrs map[uint64]string, dir string
 	}
 	go func() { m.served <- m.srv.Serve(ln) }()
 	serving = true
-	if m.node, err = node.Start(node.Config{ID: id, Voters: voters, Storage: node.WALStorage(m.log),
+	if m.node, err = node.Start(node.Config{Raft: raft.Config{ID: id, Voters: voters}, Storage: node.NewWALStorage(m.log),
 		Transport: m.transport, StateMachine: m.sm, TickInterval: 10 * time.Millisecond}); err != nil {
 		return nil, err
 	}
@@ -181,6 +191,7 @@ func (m *member) stop() {
 	m.srv.Close()
 	<-m.served
 	m.pool.Close()
+	m.ctl.Close()
 	m.log.Close()
 }
 
@@ -251,7 +262,7 @@ func demoRaft(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	members[old] = back
-	if err := back.node.WaitFor(ctx, func(st raft.Status) bool { return st.Applied >= index }); err != nil {
+	if err := back.node.WaitFor(ctx, func(st node.Status) bool { return st.Applied >= index }); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "   member %d restarted from its WAL and caught up: realm=%s bridge=%s\n",
@@ -262,7 +273,7 @@ func demoRaft(ctx context.Context, out io.Writer) error {
 // waitLeader waits until every member agrees on a leader among them.
 func waitLeader(ctx context.Context, members map[uint64]*member) (*member, error) {
 	for _, m := range members {
-		err := m.node.WaitFor(ctx, func(st raft.Status) bool { return members[st.Lead] != nil })
+		err := m.node.WaitFor(ctx, func(st node.Status) bool { return members[st.Lead] != nil })
 		if err != nil {
 			return nil, fmt.Errorf("member %d: no leader: %w", m.id, err)
 		}

@@ -14,8 +14,10 @@ import (
 // raft.Message.AppendBinary.
 type batch []raft.Message
 
-// maxBatchMessages bounds what one call carries, so a backlog to a slow
-// peer goes out in pieces rather than one giant frame.
+// maxBatchMessages bounds the messages of one call; the frame limit
+// bounds its bytes (RPCTransport cuts batches by wireSize). The decoder
+// refuses more, so that a count costs no allocation before the
+// messages are there.
 const maxBatchMessages = 1024
 
 // AppendBinary appends the wire form of b. Each message is encoded in
@@ -50,16 +52,35 @@ func putLength(dst []byte, start int) []byte {
 	return dst
 }
 
-// sizeHint is about how many bytes the wire form of b takes: enough that
-// encoding it rarely grows the buffer.
+// sizeHint is how many bytes the wire form of b takes at most, so that
+// encoding it never grows the buffer.
 func (b *batch) sizeHint() int {
 	size := binary.MaxVarintLen64
 	for i := range *b {
-		m := &(*b)[i]
-		size += 96 + len(m.SnapData) + 10*(len(m.SnapVoters)+len(m.SnapLearners))
-		for j := range m.Entries {
-			size += m.Entries[j].EncodedSize()
-		}
+		size += wireSize(&(*b)[i])
+	}
+	return size
+}
+
+// wireFixed bounds the bytes a message takes in a batch besides its
+// entries, snapshot data and configuration: the type, flags and
+// SnapDone bytes and seventeen varints (its length in the batch, seven
+// numeric fields, Context, three snapshot fields, the length of the
+// snapshot data and the counts of voters, learners, addresses and
+// entries).
+const wireFixed = 3 + 17*binary.MaxVarintLen64
+
+// wireSize is an upper bound of the bytes m takes in a batch, its length
+// included. Entries count as raft.Entry.EncodedSize, as raft's
+// MaxMsgBytes counts them, so a MsgApp of MaxMsgBytes takes at most
+// wireFixed more. Senders cut batches by it without encoding first.
+func wireSize(m *raft.Message) int {
+	size := wireFixed + len(m.SnapData) + binary.MaxVarintLen64*(len(m.SnapVoters)+len(m.SnapLearners))
+	for _, addr := range m.SnapAddrs {
+		size += 2*binary.MaxVarintLen64 + len(addr)
+	}
+	for i := range m.Entries {
+		size += m.Entries[i].EncodedSize()
 	}
 	return size
 }

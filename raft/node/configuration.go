@@ -9,7 +9,7 @@ import (
 	"github.com/bifrost-go/bifrost/raft"
 )
 
-// This file holds membership changes: adding a learner, promoting it,
+// This file holds configuration changes: adding a learner, promoting it,
 // removing a member, and the Join and Leave helpers of a node starting up
 // or shutting down, as in the seed's bifrost.
 
@@ -66,30 +66,18 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 	return n.changeConf(ctx, raft.ConfChange{Type: raft.ConfRemoveMember, NodeID: id})
 }
 
-// Membership returns the group's current voters and learners as this node
+// Configuration returns the group's current voters and learners as this node
 // knows them.
-func (n *Node) Membership(ctx context.Context) (voters, learners []uint64, err error) {
-	err = n.do(ctx, func() { voters, learners = n.core.Membership() })
+func (n *Node) Configuration(ctx context.Context) (voters, learners []uint64, err error) {
+	err = n.do(ctx, func() { voters, learners = n.core.Configuration() })
 	return voters, learners, err
 }
 
+// changeConf proposes cc and waits until it is applied here. Its errors
+// say whether the change may still happen, as Propose's do.
 func (n *Node) changeConf(ctx context.Context, cc raft.ConfChange) error {
-	p := &proposal{conf: &cc, done: make(chan result, 1)}
-	select {
-	case n.propc <- p:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-n.done:
-		return ErrStopped
-	}
-	select {
-	case r := <-p.done:
-		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-n.done:
-		return ErrStopped
-	}
+	_, err := n.submit(ctx, &proposal{conf: &cc, done: make(chan result, 1)})
+	return err
 }
 
 // Join asks the group to add this node, started as a learner (Config
@@ -97,9 +85,9 @@ func (n *Node) changeConf(ctx context.Context, cc raft.ConfChange) error {
 // transport address addr. It asks the leader it knows, or each voter in
 // turn, once per election timeout, until one adds it or ctx ends. Once
 // added, the leader promotes it when it has caught up; wait for that with
-// WaitFor or Membership if it matters.
+// WaitFor or Configuration if it matters.
 func (n *Node) Join(ctx context.Context, addr string) error {
-	return n.request(ctx, raft.ConfChange{Type: raft.ConfAddLearner, NodeID: n.cfg.ID, Addr: addr})
+	return n.request(ctx, raft.ConfChange{Type: raft.ConfAddLearner, NodeID: n.cfg.Raft.ID, Addr: addr})
 }
 
 // Leave asks the group to remove this node, before it shuts down. A
@@ -113,10 +101,10 @@ func (n *Node) Leave(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return err
 			}
-			return n.RemoveMember(ctx, n.cfg.ID)
+			return n.RemoveMember(ctx, n.cfg.Raft.ID)
 		}
 	}
-	return n.request(ctx, raft.ConfChange{Type: raft.ConfRemoveMember, NodeID: n.cfg.ID})
+	return n.request(ctx, raft.ConfChange{Type: raft.ConfRemoveMember, NodeID: n.cfg.Raft.ID})
 }
 
 // request asks the other members to propose cc until one does.
@@ -125,7 +113,7 @@ func (n *Node) request(ctx context.Context, cc raft.ConfChange) error {
 	if !ok {
 		return ErrNoRequester
 	}
-	ticks := n.cfg.ElectionTicks
+	ticks := n.cfg.Raft.ElectionTicks
 	if ticks == 0 {
 		ticks = raft.DefaultElectionTicks
 	}
@@ -155,15 +143,15 @@ func (n *Node) request(ctx context.Context, cc raft.ConfChange) error {
 // askOrder is whom request asks: the known leader first, then the voters.
 func (n *Node) askOrder() []uint64 {
 	var order []uint64
-	if lead := n.Status().Lead; lead != 0 && lead != n.cfg.ID {
+	if lead := n.Status().Lead; lead != 0 && lead != n.cfg.Raft.ID {
 		order = append(order, lead)
 	}
-	voters, _, err := n.Membership(context.Background())
+	voters, _, err := n.Configuration(context.Background())
 	if err != nil {
-		voters = n.cfg.Voters
+		voters = n.cfg.Raft.Voters
 	}
 	for _, id := range voters {
-		if id != n.cfg.ID && !slices.Contains(order, id) {
+		if id != n.cfg.Raft.ID && !slices.Contains(order, id) {
 			order = append(order, id)
 		}
 	}
@@ -177,7 +165,7 @@ func (n *Node) answerConfChange(ctx context.Context, cc raft.ConfChange) error {
 	if n.Status().Role != raft.RoleLeader {
 		return raft.ErrNotLeader
 	}
-	voters, learners, err := n.Membership(ctx)
+	voters, learners, err := n.Configuration(ctx)
 	if err != nil {
 		return err
 	}
@@ -197,7 +185,7 @@ func (n *Node) learnSnapshotPeers(meta raft.SnapshotMeta) {
 		return
 	}
 	for id, addr := range meta.Addrs {
-		if id != n.cfg.ID && addr != "" {
+		if id != n.cfg.Raft.ID && addr != "" {
 			dir.AddPeer(id, addr)
 		}
 	}
@@ -220,9 +208,9 @@ func (n *Node) learnPeers(ents []raft.Entry, applied bool) {
 			continue
 		}
 		switch {
-		case cc.Type == raft.ConfAddLearner && cc.Addr != "" && cc.NodeID != n.cfg.ID:
+		case cc.Type == raft.ConfAddLearner && cc.Addr != "" && cc.NodeID != n.cfg.Raft.ID:
 			dir.AddPeer(cc.NodeID, cc.Addr)
-		case cc.Type == raft.ConfRemoveMember && applied && cc.NodeID != n.cfg.ID:
+		case cc.Type == raft.ConfRemoveMember && applied && cc.NodeID != n.cfg.Raft.ID:
 			dir.RemovePeer(cc.NodeID)
 		}
 	}

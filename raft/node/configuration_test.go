@@ -21,7 +21,7 @@ func (c *testCluster) join(id uint64) {
 	c.t.Helper()
 	c.storage[id] = NewMemoryStorage()
 	c.sms[id] = &recorder{}
-	cfg := Config{ID: id, Voters: c.voters, Learners: []uint64{id}, Storage: c.storage[id],
+	cfg := Config{Raft: raft.Config{ID: id, Voters: c.voters, Learners: []uint64{id}}, Storage: c.storage[id],
 		Transport: c.nw.transport(id), StateMachine: c.sms[id], TickInterval: testTick}
 	if c.tweak != nil {
 		c.tweak(&cfg)
@@ -38,7 +38,7 @@ func (c *testCluster) waitVoter(on, id uint64, want bool) {
 	c.t.Helper()
 	for range 200 {
 		synctest.Wait()
-		voters, _, err := c.nodes[on].Membership(c.t.Context())
+		voters, _, err := c.nodes[on].Configuration(c.t.Context())
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func (c *testCluster) waitVoter(on, id uint64, want bool) {
 func waitApplied(t *testing.T, ctx context.Context, n *Node) {
 	t.Helper()
 	last := n.Status().LastIndex
-	if err := n.WaitFor(ctx, func(st raft.Status) bool { return st.Applied >= last }); err != nil {
+	if err := n.WaitFor(ctx, func(st Status) bool { return st.Applied >= last }); err != nil {
 		t.Fatalf("log not applied through %d: %v", last, err)
 	}
 }
@@ -119,7 +119,7 @@ func TestAddLearnerPromoteAndRemoveLeader(t *testing.T) {
 		if st := c.nodes[lead].Status(); st.Role == raft.RoleLeader {
 			t.Errorf("removed node leads: %+v", st)
 		}
-		if voters, _, _ := c.nodes[next].Membership(ctx); slices.Contains(voters, lead) || len(voters) != 3 {
+		if voters, _, _ := c.nodes[next].Configuration(ctx); slices.Contains(voters, lead) || len(voters) != 3 {
 			t.Errorf("voters %v after removing %d", voters, lead)
 		}
 	})
@@ -155,7 +155,7 @@ func TestJoinAndLeave(t *testing.T) {
 		if _, _, err := c.nodes[next].Propose(ctx, []byte("two left")); err != nil {
 			t.Fatalf("propose with two voters left: %v", err)
 		}
-		if voters, _, _ := c.nodes[next].Membership(ctx); len(voters) != 2 || !slices.Contains(voters, 4) {
+		if voters, _, _ := c.nodes[next].Configuration(ctx); len(voters) != 2 || !slices.Contains(voters, 4) {
 			t.Errorf("voters %v", voters)
 		}
 	})
@@ -172,7 +172,7 @@ func TestConfChangeRefusedOnFollower(t *testing.T) {
 	})
 }
 
-// TestRPCAddLearnerPromoteRemoveLeader runs the membership cycle on real
+// TestRPCAddLearnerPromoteRemoveLeader runs the configuration cycle on real
 // loopback TCP: the new member's address reaches the others through the
 // log.
 func TestRPCAddLearnerPromoteRemoveLeader(t *testing.T) {
@@ -186,9 +186,9 @@ func TestRPCAddLearnerPromoteRemoveLeader(t *testing.T) {
 		}
 	}
 	g.addLearner(ctx, lead, 4)
-	isVoter := func(n *Node, id uint64) func(raft.Status) bool {
-		return func(raft.Status) bool {
-			voters, _, err := n.Membership(ctx)
+	isVoter := func(n *Node, id uint64) func(Status) bool {
+		return func(Status) bool {
+			voters, _, err := n.Configuration(ctx)
 			return err == nil && slices.Contains(voters, id)
 		}
 	}
@@ -212,7 +212,7 @@ func TestRPCAddLearnerPromoteRemoveLeader(t *testing.T) {
 	// The index Propose returned, not the proposer's Status: that is
 	// published at the end of the driver's turn, after the caller wakes.
 	applied := index
-	if err := g.members[4].node.WaitFor(ctx, func(st raft.Status) bool { return st.Applied >= applied }); err != nil {
+	if err := g.members[4].node.WaitFor(ctx, func(st Status) bool { return st.Applied >= applied }); err != nil {
 		t.Fatalf("new member did not apply: %v", err)
 	}
 	// a0..a19, then "after": more than once if an attempt the loop
@@ -255,7 +255,7 @@ func TestSnapshotFileCarriesMembership(t *testing.T) {
 		!slices.Equal(got.Learners, meta.Learners) || !maps.Equal(got.Addrs, meta.Addrs) || string(data) != "state" {
 		t.Fatalf("decoded %+v %q %v, want %+v", got, data, err, meta)
 	}
-	// A version 1 file, written before membership changes, still loads.
+	// A version 1 file, written before configuration changes, still loads.
 	v1 := []byte(snapMagicV1)
 	for _, v := range []uint64{9, 3, 5} {
 		v1 = binary.LittleEndian.AppendUint64(v1, v)

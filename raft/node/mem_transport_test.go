@@ -152,3 +152,6 @@ func (t *memTransport) RequestConfChange(ctx context.Context, to uint64, cc raft
 	}
 	return h(ctx, cc)
 }
+
+// Addr makes the memTransport an AddressBook: member id is at "mem:id".
+func (t *memTransport) Addr(id uint64) (string, bool) { return fmt.Sprintf("mem:%d", id), true }

@@ -6,35 +6,50 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/bifrost-go/bifrost/raft"
 )
 
-// Errors a Node returns. Core errors such as raft.ErrNotLeader pass
-// through unchanged.
+// Errors a Node returns. Core errors such as raft.ErrNotLeader and
+// raft.ErrProposalTooLarge pass through unchanged.
+//
+// An error that wraps ErrOutcomeUnknown leaves the caller not knowing
+// whether its command commits: the command reached the log, and a later
+// leader holding it may still commit it, or it may never commit. Check
+// with errors.Is(err, ErrOutcomeUnknown). Retry only a command that is
+// safe to apply twice, or deduplicate (client sessions). Every other
+// error of Propose means the command did not and will not commit.
 var (
+	// ErrOutcomeUnknown is wrapped by every error after which a command
+	// may or may not commit: ErrLeadershipLost, ErrSnapshotted, and a
+	// context that ended or a node that stopped once the command was in
+	// the log.
+	ErrOutcomeUnknown = errors.New("node: outcome unknown")
 	// ErrStopped: the node was stopped, or stopped itself after a storage
-	// failure, before the call finished.
+	// failure, before the call finished. A Propose it fails after the
+	// command reached the log wraps ErrOutcomeUnknown too.
 	ErrStopped = errors.New("node: stopped")
 	// ErrLeadershipLost: the node stopped leading before the command
-	// committed. The outcome is unknown: a later leader that holds the
-	// entry may still commit it, or it may never commit. Retry only a
-	// command that is safe to apply twice, or deduplicate (sessions).
-	ErrLeadershipLost = errors.New("node: leadership lost before the command committed; it may still commit")
+	// committed. Outcome unknown.
+	ErrLeadershipLost = fmt.Errorf("%w: leadership lost before the command committed", ErrOutcomeUnknown)
 )
+
+// errStoppedUnknown fails the proposals in the log when the driver stops.
+var errStoppedUnknown = fmt.Errorf("%w (%w)", ErrStopped, ErrOutcomeUnknown)
 
 // StateMachine is the application replicated by the group.
 type StateMachine interface {
-	// Apply applies one committed command and returns its result, which
-	// reaches the caller of Propose when this node proposed it. Apply is
-	// called from a single goroutine, in log order, once per index for the
-	// life of the Node.
-	Apply(index uint64, cmd []byte) []byte
+	// Apply applies one committed entry and returns its result, which
+	// reaches the caller of Propose when this node proposed it. It sees
+	// every entry: commands (raft.EntryNormal, whose Data is the
+	// command), and the leaders' no-ops and configuration changes
+	// (raft.EntryNoop, raft.EntryConfig), which change no state but keep
+	// the state machine knowing the index and term it is at. Apply is
+	// called from a single goroutine, in log order, once per index for
+	// the life of the Node. It may keep e.Data but must not modify it.
+	Apply(e raft.Entry) []byte
 }
 
 // Transport carries raft messages between the members of a group.
@@ -45,14 +60,33 @@ type Transport interface {
 	Receive(deliver func(raft.Message))
 	// Send hands messages to the network, best effort: raft survives lost
 	// messages, but not a driver that blocks, so Send must not wait for
-	// the network. Messages to one peer should arrive in the order sent.
+	// the network.
 	Send(msgs []raft.Message)
 }
 
+// AddressBook is an optional Transport capability: the address a member
+// is reached at. Status reports the leader's with it.
+type AddressBook interface {
+	// Addr returns the address of member id, if the transport knows it.
+	Addr(id uint64) (string, bool)
+}
+
+// Status is a node's view of its group as of its driver's last step.
+type Status struct {
+	raft.Status
+	// LeaderAddr is the transport address of the leader (Lead), if the
+	// transport is an AddressBook that knows it (RPCTransport knows its
+	// peers'). Empty on the leader itself.
+	LeaderAddr string
+	// RoleChanges and TermChanges count the changes of role and of term
+	// this node has seen since it started; each is logged at Info.
+	RoleChanges, TermChanges uint64
+}
+
 // Node runs one member of a raft group: a driver goroutine that feeds the
-// pure raft.Core with ticks, messages and proposals, persists what it must,
-// sends what it may, and applies what committed. Its methods are safe for
-// concurrent use.
+// pure raft.Core with ticks, messages and proposals and runs the Ready
+// protocol (raft.Driver) against storage, transport and state machine.
+// Its methods are safe for concurrent use.
 type Node struct {
 	cfg    Config
 	log    *slog.Logger
@@ -61,7 +95,7 @@ type Node struct {
 	recvc  chan raft.Message
 	stopc  chan struct{}
 	done   chan struct{}
-	status atomic.Pointer[raft.Status]
+	status atomic.Pointer[Status]
 
 	changedMu sync.Mutex    // protects changed
 	changed   chan struct{} // closed and replaced when the status changes
@@ -69,25 +103,24 @@ type Node struct {
 	err       error // why the driver stopped; written before done closes
 
 	// Owned by the driver goroutine.
-	core      *raft.Core
-	waiting   map[uint64]*proposal // proposals by log index, until applied
-	settled   []settledProposal    // apply's scratch, reused
-	syncing   *raft.Ready          // the Ready whose write is being synced, if any
-	unapplied []raft.Entry         // syncing's committed entries not yet applied
-	syncReq   chan struct{}        // to the sync goroutine: "sync now"; size one
-	synced    chan error           // from the sync goroutine: its result; size one
-	saved     raft.HardState       // the hard state last handed to storage
-	applied   uint64               // the last index applied to the state machine
-	ticks     uint64               // ticks of the driver's clock so far
-	proposed  bool                 // a proposal was taken this turn (gatherMoreProposals)
-	reads     readQueue            // reads waiting to be confirmed and applied
-	snaps     *snapshots           // snapshot.go
+	core     *raft.Core
+	driver   *raft.Driver
+	waiting  map[uint64]*proposal // proposals by log index, until applied
+	settled  []settledProposal    // apply's scratch, reused
+	syncReq  chan write           // to the sync goroutine: what to write and sync; size one
+	synced   chan error           // from the sync goroutine: its result; size one
+	saved    raft.HardState       // the hard state last handed to storage
+	applied  uint64               // the last index the state machine applied or restored
+	ticks    uint64               // ticks of the driver's clock so far
+	proposed bool                 // a proposal was taken this turn (gatherMoreProposals)
+	reads    readQueue            // reads waiting to be confirmed and applied
+	snaps    *snapshots           // snapshot.go
 }
 
 // proposal is one Propose call waiting for its entry to apply.
 type proposal struct {
 	cmd   []byte
-	conf  *raft.ConfChange // a membership change instead of cmd, if set
+	conf  *raft.ConfChange // a configuration change instead of cmd, if set
 	term  uint64
 	index uint64
 	done  chan result // buffered 1: the driver never blocks on a caller
@@ -119,13 +152,9 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	core, err := raft.New(raft.Config{
-		ID: cfg.ID, Voters: cfg.Voters, Learners: cfg.Learners, PromoteLag: cfg.PromoteLag,
-		ElectionTicks: cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
-		MaxInflight: cfg.MaxInflight, Seed: cfg.Seed, SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
-		LeaseReads: cfg.LeaseReads, LeaseMarginTicks: cfg.LeaseMarginTicks,
-		HardState: hs, Entries: entries, Applied: cfg.Applied, Snapshot: snaps.meta,
-	})
+	rc := cfg.Raft
+	rc.HardState, rc.Entries, rc.Snapshot = hs, entries, snaps.meta
+	core, err := raft.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
@@ -139,9 +168,10 @@ func Start(cfg Config) (*Node, error) {
 		waiting: make(map[uint64]*proposal),
 		saved:   hs,
 		applied: core.Status().Applied,
-		reads:   newReadQueue(cfg.ElectionTicks),
+		reads:   newReadQueue(cmp.Or(cfg.Raft.ElectionTicks, raft.DefaultElectionTicks)),
 		snaps:   snaps,
 	}
+	n.driver = raft.NewDriver(core, (*host)(n))
 	n.publishStatus()
 	n.learnSnapshotPeers(snaps.meta)
 	n.learnPeers(entries, true)
@@ -154,34 +184,44 @@ func Start(cfg Config) (*Node, error) {
 }
 
 // Propose replicates cmd and waits until it is applied on this node, then
-// returns its log index and the state machine's result. On a node that is
-// not the leader it fails with raft.ErrNotLeader. It fails with
-// raft.ErrProposalDropped once another entry took the command's index,
-// and with ErrLeadershipLost if this node stops leading before the
-// command commits. With ErrLeadershipLost, or if ctx ends first, the
-// command may still commit later: the outcome is unknown to the caller.
+// returns its log index and the state machine's result. It fails with
+// raft.ErrNotLeader on a node that does not lead, raft.ErrTransferring
+// during a leadership transfer and raft.ErrProposalTooLarge for a command
+// over the core's limit (raft.Config.MaxMsgBytes), none of which
+// committed; with raft.ErrProposalDropped once another entry took the
+// command's index, which will not commit either. Errors that wrap
+// ErrOutcomeUnknown (see there) leave the outcome unknown.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (index uint64, value []byte, err error) {
 	p := &proposal{cmd: cmd, done: make(chan result, 1)}
+	r, err := n.submit(ctx, p)
+	return r.index, r.value, err
+}
+
+// submit hands p to the driver and waits for its outcome.
+func (n *Node) submit(ctx context.Context, p *proposal) (result, error) {
+	if err := ctx.Err(); err != nil {
+		return result{}, err // select would pick at random among ready cases
+	}
 	select {
 	case n.propc <- p:
 	case <-ctx.Done():
-		return 0, nil, ctx.Err()
+		return result{}, ctx.Err()
 	case <-n.done:
-		return 0, nil, ErrStopped
+		return result{}, ErrStopped
 	}
 	select {
 	case r := <-p.done:
-		return r.index, r.value, r.err
+		return r, r.err
 	case <-ctx.Done():
-		return 0, nil, ctx.Err()
+		return result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
 	case <-n.done:
-		return 0, nil, ErrStopped
+		return result{}, errStoppedUnknown
 	}
 }
 
 // Status reports the node's role, term, leader and indexes as of the
 // driver's last step.
-func (n *Node) Status() raft.Status { return *n.status.Load() }
+func (n *Node) Status() Status { return *n.status.Load() }
 
 // Stop stops the driver and waits for it. Pending proposals fail with
 // ErrStopped. Stop returns the error that stopped the driver earlier, if
@@ -205,370 +245,26 @@ func (n *Node) deliver(m raft.Message) {
 	}
 }
 
-// run is the driver goroutine: it owns core and waiting.
-func (n *Node) run() {
-	defer close(n.done)
-	ticker := time.NewTicker(n.cfg.TickInterval)
-	defer ticker.Stop()
-	defer n.failWaiting(ErrStopped)
-	defer func() {
-		if err := n.finishSnapshotSave(); err != nil && n.err == nil {
-			n.log.Error("raft node stopping: snapshot save", "err", err)
-		}
-	}()
-	if async, ok := n.cfg.Storage.(asyncStorage); ok {
-		n.syncReq, n.synced = make(chan struct{}, 1), make(chan error, 1)
-		var wg sync.WaitGroup
-		wg.Go(func() { n.syncLoop(async) })
-		defer wg.Wait()
-		defer close(n.syncReq)
-	}
-	for {
-		if err := n.handleReady(); err != nil {
-			n.fail(err)
-			return
-		}
-		var synced <-chan error
-		if n.syncing != nil {
-			synced = n.synced
-		}
-		select {
-		case <-ticker.C:
-			n.core.Tick()
-			n.ticks++
-			n.reads.expire(n.ticks)
-		case m := <-n.recvc:
-			n.stepOne(m)
-		case p := <-n.propc:
-			n.proposeOne(p)
-		case op := <-n.opc:
-			n.runOps(op)
-		case sv := <-n.snaps.saving:
-			err := n.snapshotSaved(sv)
-			if err == nil {
-				// Applies went on during the write; one may have
-				// made the next snapshot due, and none may follow.
-				err = n.maybeSnapshot()
-			}
-			if err != nil {
-				n.fail(err)
-				return
-			}
-		case err := <-synced:
-			if err == nil {
-				err = n.finishReady(n.syncing, n.unapplied)
-			}
-			if err != nil {
-				n.fail(fmt.Errorf("node: save: %w", err))
-				return
-			}
-			n.syncing = nil
-		case <-n.stopc:
-			return
-		}
-		n.gather()
-		n.gatherMoreProposals()
-		n.applyEarly()
-		n.failDeposed()
-		n.publishStatus() // an operation may change the status without a Ready
-	}
-}
-
-func (n *Node) fail(err error) {
-	n.err = err
-	n.log.Error("raft node stopping", "err", err)
-}
-
-// syncLoop makes the storage durable whenever the driver asks, so that the
-// driver goes on taking messages and proposals while the disk works: they
-// form the next Ready, which is how a busy node batches.
-func (n *Node) syncLoop(s asyncStorage) {
-	for range n.syncReq {
-		n.synced <- s.Sync()
-	}
-}
-
-// maxGather bounds how many inputs one turn of the driver takes before it
-// handles a Ready, so a flood of messages cannot starve persistence and
-// apply for long.
-const maxGather = 4096
-
-// gather takes every message and proposal already waiting, so one Ready
-// covers a whole burst: concurrent callers share one append, one fsync and
-// one round of messages, and follower answers that arrived meanwhile
-// commit in the same turn.
-func (n *Node) gather() {
-	for range maxGather {
-		select {
-		case m := <-n.recvc:
-			n.stepOne(m)
-		case p := <-n.propc:
-			n.proposeOne(p)
-		default:
-			return
-		}
-	}
-}
-
-// gatherMoreProposals lets the callers that this turn answered propose
-// again before the Ready goes out, if the turn took a proposal while
-// others are in flight: the goroutines woken by apply are runnable but
-// have not run yet, and one yield lets their next commands join this
-// batch rather than form a Ready, an append and a round of messages of
-// their own. A lone caller has no one to wait for, so it does not yield.
-// Measured with 64 callers on memory storage (bench/peers, interleaved
-// runs): 74k -> 139k commits/s, 8 -> 5 allocations per commit.
-func (n *Node) gatherMoreProposals() {
-	more := n.proposed && len(n.waiting) >= 2
-	n.proposed = false
-	if more {
-		runtime.Gosched()
-		n.gather()
-		n.proposed = false // these join the batch already under way
-	}
-}
-
-func (n *Node) stepOne(m raft.Message) {
-	if err := n.core.Step(m); err != nil {
-		n.log.Debug("raft step", "from", m.From, "type", m.Type, "err", err)
-	}
-}
-
-func (n *Node) proposeOne(p *proposal) {
-	var index, term uint64
-	var err error
-	if p.conf != nil {
-		index, term, err = n.core.ProposeConfChange(*p.conf)
-	} else {
-		index, term, err = n.core.Propose(p.cmd)
-	}
-	if err != nil {
-		p.done <- result{err: err}
-		return
-	}
-	p.index, p.term = index, term
-	n.waiting[index] = p
-	n.proposed = true
-}
-
-// handleReady works through the core's Readys until one waits for the
-// disk or none is left. Each Ready: send what may go early, write, and once
-// the write is durable finish it (finishReady).
-func (n *Node) handleReady() error {
-	for n.syncing == nil && n.core.HasReady() {
-		rd := n.core.Ready()
-		n.learnPeers(rd.Entries, false) // before the messages to a new member go
-		if len(rd.Messages) > 0 {
-			n.cfg.Transport.Send(rd.Messages)
-		}
-		n.sendSnapshot(rd.SnapshotRequests)
-		if err := n.receiveSnapshot(rd); err != nil {
-			return err
-		}
-		waitSync, err := n.persist(rd)
-		if err != nil {
-			return fmt.Errorf("node: save: %w", err)
-		}
-		if waitSync {
-			// A copy, so that only a Ready that waits for the disk is
-			// allocated on the heap, not every Ready.
-			syncing := rd
-			n.syncing, n.unapplied = &syncing, n.applyDurable(&syncing)
-			n.syncReq <- struct{}{}
-			return nil
-		}
-		if err := n.finishReady(&rd, rd.Committed); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// applyDurable applies, while rd's write is still being synced, the
-// committed entries that earlier Readys already made durable, and returns
-// the rest. A leader's commits learned during one fsync thus answer their
-// callers without waiting for the next. A Ready installing a snapshot
-// applies nothing early: the restore comes first.
-func (n *Node) applyDurable(rd *raft.Ready) (rest []raft.Entry) {
-	if !rd.Snapshot.IsZero() {
-		return rd.Committed
-	}
-	k := len(rd.Committed)
-	if len(rd.Entries) > 0 {
-		first := rd.Entries[0].Index
-		k, _ = slices.BinarySearchFunc(rd.Committed, first, func(e raft.Entry, i uint64) int { return cmp.Compare(e.Index, i) })
-	}
-	n.apply(rd.Committed[:k])
-	n.reads.release(n.applied)
-	return rd.Committed[k:]
-}
-
-// applyEarly applies, while a Ready's write is being synced, the entries
-// that committed meanwhile among those already durable here
-// (raft.Core.TakeDurableCommitted). On a leader these are the entries of
-// the previous Ready, which its followers acknowledge during this sync:
-// their callers get their answers now instead of one disk flush later.
-// Measured on the WAL with 64 callers (bench/peers, interleaved runs):
-// 18.3k -> 24.6k commits/s. Not while a snapshot is being installed: the
-// restore comes first.
-func (n *Node) applyEarly() {
-	if n.syncing == nil || !n.syncing.Snapshot.IsZero() {
-		return
-	}
-	if ents := n.core.TakeDurableCommitted(n.applied); len(ents) > 0 {
-		n.apply(ents)
-		n.reads.release(n.applied)
-	}
-}
-
-// finishReady does what needed rd durable: send the replies that promise
-// it, confirm reads, restore a received snapshot, apply what is left to
-// apply, advance.
-func (n *Node) finishReady(rd *raft.Ready, unapplied []raft.Entry) error {
-	// Messages stepped during the write may have moved this node to a
-	// newer term; replies of the old one may no longer be true.
-	if msgs := slices.DeleteFunc(rd.AfterPersist, n.core.Stale); len(msgs) > 0 {
-		n.cfg.Transport.Send(msgs)
-	}
-	n.reads.confirm(rd.ReadStates)
-	if err := n.restoreSnapshot(*rd); err != nil {
-		return err
-	}
-	n.apply(unapplied)
-	n.reads.release(n.applied)
-	n.core.Advance(*rd)
-	if err := n.maybeSnapshot(); err != nil {
-		return err
-	}
-	n.publishStatus()
-	return nil
-}
-
-// asyncStorage is a Storage that can write without waiting for the disk
-// and make everything written so far durable later. With it the driver
-// writes a Ready, hands the fsync to a goroutine of its own and goes on
-// stepping messages and proposals until the disk is done.
-type asyncStorage interface {
-	Storage
-	Append(hs raft.HardState, entries []raft.Entry) error
-	Sync() error
-}
-
-// persist writes the Ready's hard state and entries and reports whether
-// the caller must wait for a sync before finishing the Ready. Entries,
-// term and vote must be durable before anyone hears of them; the commit
-// index need not be, since a restarted node learns it again from the
-// leader, so a Ready that only moves the commit index is written without
-// an fsync.
-func (n *Node) persist(rd raft.Ready) (waitSync bool, err error) {
-	if !rd.HardStateChanged && len(rd.Entries) == 0 {
-		return false, nil
-	}
-	var hs raft.HardState
-	mustSync := len(rd.Entries) > 0
-	if rd.HardStateChanged {
-		hs = rd.HardState
-		mustSync = mustSync || hs.Term != n.saved.Term || hs.Vote != n.saved.Vote
-		n.saved = hs
-	}
-	async, ok := n.cfg.Storage.(asyncStorage)
-	if !ok {
-		return false, n.cfg.Storage.Save(hs, rd.Entries)
-	}
-	return mustSync, async.Append(hs, rd.Entries)
-}
-
-// apply hands committed commands to the state machine and answers the
-// proposals they settle. A proposal whose index now holds an entry of
-// another term lost its place to a new leader: it was dropped. The
-// status is published before the answers go, so a caller that learns
-// its command applied sees it applied in Status too.
-func (n *Node) apply(entries []raft.Entry) {
-	if len(entries) == 0 {
-		return
-	}
-	settled := n.settled[:0]
-	for _, e := range entries {
-		var value []byte
-		if e.Type == raft.EntryNormal {
-			value = n.cfg.StateMachine.Apply(e.Index, e.Data)
-		}
-		n.applied = e.Index
-		if e.Type == raft.EntryConfig {
-			n.learnPeers([]raft.Entry{e}, true)
-		}
-		p, ok := n.waiting[e.Index]
-		if !ok {
-			continue
-		}
-		delete(n.waiting, e.Index)
-		r := result{index: e.Index, value: value}
-		if p.term != e.Term {
-			r = result{err: raft.ErrProposalDropped}
-		}
-		settled = append(settled, settledProposal{p, r})
-	}
-	if len(settled) > 0 {
-		n.publishStatus()
-		for _, s := range settled {
-			s.p.done <- s.r
-		}
-	}
-	clear(settled) // drop the references to answered proposals
-	n.settled = settled[:0]
-}
-
-// settledProposal is a proposal and its answer, held back by apply until
-// the status shows the entries applied.
-type settledProposal struct {
-	p *proposal
-	r result
-}
-
-// failDeposed answers, once this node no longer leads, the proposals it
-// made as leader that have not committed here: ErrLeadershipLost, the
-// outcome being unknown. Waiting on would be honest but could last
-// forever: the answer comes when the log reaches the proposal's index,
-// and a new leader with a shorter log reaches it only with new commands,
-// which may never come (callers all waiting here propose none). A
-// committed proposal is left to apply, which settles it for sure.
-func (n *Node) failDeposed() {
-	if len(n.waiting) == 0 {
-		return
-	}
-	st := n.core.Status()
-	if st.Role == raft.RoleLeader {
-		return
-	}
-	for i, p := range n.waiting {
-		if i > st.Commit {
-			p.done <- result{err: ErrLeadershipLost}
-			delete(n.waiting, i)
-		}
-	}
-}
-
-func (n *Node) failWaiting(err error) {
-	for i, p := range n.waiting {
-		p.done <- result{err: err}
-		delete(n.waiting, i)
-	}
-}
-
-// publishStatus makes the core's status visible to Status and WaitFor.
-// It runs after every turn of the driver, so it allocates only when the
-// status changed.
+// publishStatus makes the core's status visible to Status and WaitFor,
+// and logs changes of role and term. It runs after every turn of the
+// driver, so it allocates only when the status changed.
 func (n *Node) publishStatus() {
-	st := n.core.Status()
-	// The state machine's applied index: the core learns it only when
-	// the Ready that handed the entries out is done, and entries applied
-	// early (applyDurable) would show late.
+	st := Status{Status: n.core.Status()}
+	// The core learns what was applied only when the Ready that handed
+	// it out is done; entries applied early would show late.
 	st.Applied = max(st.Applied, n.applied)
-	if old := n.status.Load(); old != nil && *old == st {
-		return
+	old := n.status.Load()
+	if old != nil {
+		st.RoleChanges, st.TermChanges, st.LeaderAddr = old.RoleChanges, old.TermChanges, old.LeaderAddr
+		if st.Status == old.Status {
+			return
+		}
+		n.noteChanges(old, &st)
 	}
-	published := st
-	n.status.Store(&published)
+	if old == nil || st.Lead != old.Lead || st.LeaderAddr == "" {
+		st.LeaderAddr = n.addr(st.Lead)
+	}
+	n.status.Store(&st)
 	n.changedMu.Lock()
 	if n.changed != nil {
 		close(n.changed)
@@ -577,10 +273,34 @@ func (n *Node) publishStatus() {
 	n.changedMu.Unlock()
 }
 
+// noteChanges counts and logs the changes of role and term from old to st.
+func (n *Node) noteChanges(old, st *Status) {
+	if st.Term != old.Term {
+		st.TermChanges++
+	}
+	if st.Role != old.Role {
+		st.RoleChanges++
+	}
+	if st.Term != old.Term || st.Role != old.Role {
+		n.log.Info("raft role", "id", st.ID, "role", st.Role, "term", st.Term, "leader", st.Lead,
+			"previous_role", old.Role, "previous_term", old.Term)
+	}
+}
+
+// addr is member id's transport address, if the transport says.
+func (n *Node) addr(id uint64) string {
+	book, ok := n.cfg.Transport.(AddressBook)
+	if !ok || id == 0 || id == n.cfg.Raft.ID {
+		return ""
+	}
+	a, _ := book.Addr(id)
+	return a
+}
+
 // WaitFor blocks until cond holds for the node's status, ctx ends (its
 // error is returned) or the node stops (ErrStopped). Use it to wait for a
 // leader or for an index to be applied without polling.
-func (n *Node) WaitFor(ctx context.Context, cond func(raft.Status) bool) error {
+func (n *Node) WaitFor(ctx context.Context, cond func(Status) bool) error {
 	for {
 		n.changedMu.Lock()
 		if n.changed == nil {

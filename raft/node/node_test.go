@@ -21,11 +21,14 @@ type recorder struct {
 	applied []string
 }
 
-func (r *recorder) Apply(index uint64, cmd []byte) []byte {
+func (r *recorder) Apply(e raft.Entry) []byte {
+	if e.Type != raft.EntryNormal {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.applied = append(r.applied, fmt.Sprintf("%d:%s", index, cmd))
-	return append([]byte("ok:"), cmd...)
+	r.applied = append(r.applied, fmt.Sprintf("%d:%s", e.Index, e.Data))
+	return append([]byte("ok:"), e.Data...)
 }
 
 func (r *recorder) snapshot() []string {
@@ -71,7 +74,7 @@ func (c *testCluster) start(id uint64) {
 	c.t.Helper()
 	c.sms[id] = &recorder{}
 	cfg := Config{
-		ID: id, Voters: c.voters, Storage: c.storage[id],
+		Raft: raft.Config{ID: id, Voters: c.voters}, Storage: c.storage[id],
 		Transport: c.nw.transport(id), StateMachine: c.sms[id],
 		TickInterval: testTick,
 	}
@@ -268,7 +271,7 @@ func (s *failingStorage) Save(hs raft.HardState, entries []raft.Entry) error {
 func TestStorageFailureStopsNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newMemNetwork()
-		n, err := Start(Config{ID: 1, Voters: []uint64{1},
+		n, err := Start(Config{Raft: raft.Config{ID: 1, Voters: []uint64{1}},
 			Storage:   &failingStorage{MemoryStorage: NewMemoryStorage()},
 			Transport: nw.transport(1), StateMachine: &recorder{}, TickInterval: testTick})
 		if err != nil {
@@ -282,19 +285,19 @@ func TestStorageFailureStopsNode(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
-	good := Config{ID: 1, Voters: []uint64{1}, Storage: NewMemoryStorage(),
+	good := Config{Raft: raft.Config{ID: 1, Voters: []uint64{1}}, Storage: NewMemoryStorage(),
 		Transport: newMemNetwork().transport(1), StateMachine: &recorder{}}
 	tests := []struct {
 		name   string
 		change func(*Config)
 	}{
-		{"zero id", func(c *Config) { c.ID = 0 }},
-		{"no voters", func(c *Config) { c.Voters = nil }},
+		{"zero id", func(c *Config) { c.Raft.ID = 0 }},
+		{"no voters", func(c *Config) { c.Raft.Voters = nil }},
 		{"no storage", func(c *Config) { c.Storage = nil }},
 		{"no transport", func(c *Config) { c.Transport = nil }},
 		{"no state machine", func(c *Config) { c.StateMachine = nil }},
 		{"negative tick", func(c *Config) { c.TickInterval = -1 }},
-		{"id not a voter", func(c *Config) { c.Voters = []uint64{2} }},
+		{"id not a voter", func(c *Config) { c.Raft.Voters = []uint64{2} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -107,7 +107,7 @@ func TestReadIndexWithoutLeaderFails(t *testing.T) {
 
 func TestLeaseReadNeedsNoRound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.LeaseReads = true })
+		c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.Raft.LeaseReads = true })
 		lead := c.waitLeader(time.Second)
 		idx, _, err := c.nodes[lead].Propose(t.Context(), []byte("a"))
 		if err != nil {

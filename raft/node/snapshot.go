@@ -16,22 +16,13 @@ type Snapshotter interface {
 	// Snapshot returns the state as of the last command applied. It is
 	// called on the driver goroutine, between two calls to Apply.
 	Snapshot() ([]byte, error)
-	// Restore replaces the state with a snapshot's. It is called on the
-	// driver goroutine, when the node starts from a snapshot and when it
-	// installs one from its leader; Apply goes on after it. An error
-	// stops the node.
-	Restore(data []byte) error
+	// Restore replaces the state with a snapshot's: the state as of
+	// meta.Index, the entry of term meta.Term. It is called on the driver
+	// goroutine, when the node starts from a snapshot and when it
+	// installs one from its leader; Apply goes on after it, at
+	// meta.Index+1. An error stops the node.
+	Restore(meta raft.SnapshotMeta, data []byte) error
 }
-
-// Defaults of the snapshot fields of Config.
-const (
-	DefaultSnapshotEntries    = 10000
-	DefaultSnapshotBytes      = 64 << 20
-	DefaultSnapshotChunkBytes = 1 << 20
-	// DefaultSnapshotCatchUpEntries is the default of
-	// Config.SnapshotCatchUpEntries.
-	DefaultSnapshotCatchUpEntries = 1000
-)
 
 // heldSnapshot is a snapshot kept for a transfer.
 type heldSnapshot struct {
@@ -46,7 +37,7 @@ const maxRecvPrealloc = 256 << 20
 
 // ErrSnapshotted fails a proposal whose index a snapshot received from the
 // leader covers: it may or may not have committed.
-var ErrSnapshotted = errors.New("node: proposal covered by a snapshot from the leader; outcome unknown")
+var ErrSnapshotted = fmt.Errorf("%w: proposal covered by a snapshot from the leader", ErrOutcomeUnknown)
 
 // snapshots is the driver's side of snapshots. Owned by the driver
 // goroutine.
@@ -65,6 +56,10 @@ type snapshots struct {
 	// saving delivers the outcome of the snapshot this node took and is
 	// writing in the background; nil when none is.
 	saving chan savedSnapshot
+	// held is a snapshot written whose index the core has not recorded
+	// as applied yet (the entries were applied early, during a write):
+	// the log is compacted into it once the core has (compactHeld).
+	held *savedSnapshot
 	// appliedTerm is the term of the last entry applied; entries and
 	// bytes count the entries and command bytes applied since the newest
 	// snapshot.
@@ -90,20 +85,24 @@ func openSnapshots(cfg Config, entries []raft.Entry) (*snapshots, []raft.Entry, 
 		}
 		s.sum = raft.SnapshotChecksum(s.data)
 	}
-	if entries, err = s.logAfter(entries, compactedIndex(cfg.Storage)); err != nil {
+	var compacted uint64
+	if c, ok := cfg.Storage.(Compacter); ok {
+		compacted = c.Compacted()
+	}
+	if entries, err = s.logAfter(entries, compacted); err != nil {
 		return nil, nil, err
 	}
 	s.appliedTerm = s.meta.Term
 	for _, e := range entries {
-		if e.Index == cfg.Applied {
+		if e.Index == cfg.Raft.Applied {
 			s.appliedTerm = e.Term
 		}
 	}
-	if s.meta.Index > cfg.Applied {
+	if s.meta.Index > cfg.Raft.Applied {
 		if s.sm == nil {
 			return nil, nil, fmt.Errorf("%w: a snapshot to restore, but the state machine is no Snapshotter", ErrBadConfig)
 		}
-		if err := s.sm.Restore(s.data); err != nil {
+		if err := s.sm.Restore(s.meta, s.data); err != nil {
 			return nil, nil, fmt.Errorf("node: restore snapshot %d: %w", s.meta.Index, err)
 		}
 	}
@@ -124,14 +123,6 @@ func snapshotStore(cfg Config) (SnapshotStore, error) {
 		return nil, fmt.Errorf("%w: a Snapshotter needs SnapshotDir or a Storage that is a SnapshotStore", ErrBadConfig)
 	}
 	return nil, nil
-}
-
-// compactedIndex is the index st is compacted through, if it says.
-func compactedIndex(st Storage) uint64 {
-	if c, ok := st.(interface{ compacted() uint64 }); ok {
-		return c.compacted()
-	}
-	return 0
 }
 
 // logAfter returns the entries after the snapshot. Entries it covers are
@@ -229,6 +220,7 @@ func (n *Node) receiveSnapshot(rd raft.Ready) error {
 	if err := n.finishSnapshotSave(); err != nil {
 		return err
 	}
+	s.held = nil // the leader's snapshot replaces it in the store
 	if err := s.store.SaveSnapshot(meta, s.recv); err != nil {
 		return err
 	}
@@ -247,29 +239,28 @@ func (n *Node) compactStorage(index uint64) error {
 }
 
 // restoreSnapshot restores a snapshot received whole into the state
-// machine; rd's acknowledgement has gone already, so the leader does not
-// wait for this. Proposals it covers get ErrSnapshotted. It also counts
-// the entries about to be applied towards the next snapshot.
-func (n *Node) restoreSnapshot(rd raft.Ready) error {
+// machine; its acknowledgement has gone already, so the leader does not
+// wait for this. Proposals it covers get ErrSnapshotted.
+func (n *Node) restoreSnapshot(meta raft.SnapshotMeta) error {
 	s := n.snaps
-	if meta := rd.Snapshot; !meta.IsZero() {
-		if err := s.sm.Restore(s.data); err != nil {
-			return fmt.Errorf("node: restore snapshot %d: %w", meta.Index, err)
-		}
-		n.applied, s.appliedTerm, s.entries, s.bytes = meta.Index, meta.Term, 0, 0
-		for i, p := range n.waiting {
-			if i <= meta.Index {
-				p.done <- result{err: ErrSnapshotted}
-				delete(n.waiting, i)
-			}
-		}
+	if err := s.sm.Restore(meta, s.data); err != nil {
+		return fmt.Errorf("node: restore snapshot %d: %w", meta.Index, err)
 	}
-	for _, e := range rd.Committed {
-		s.appliedTerm = e.Term
-		s.entries++
-		s.bytes += len(e.Data)
+	n.applied, s.appliedTerm, s.entries, s.bytes = meta.Index, meta.Term, 0, 0
+	for i, p := range n.waiting {
+		if i <= meta.Index {
+			p.done <- result{err: ErrSnapshotted}
+			delete(n.waiting, i)
+		}
 	}
 	return nil
+}
+
+// countApplied counts an applied entry towards the next snapshot.
+func (s *snapshots) countApplied(e raft.Entry) {
+	s.appliedTerm = e.Term
+	s.entries++
+	s.bytes += len(e.Data)
 }
 
 // savedSnapshot is the outcome of writing a snapshot in the background.
@@ -290,7 +281,7 @@ func (n *Node) maybeSnapshot() error {
 	s := n.snaps
 	due := n.cfg.SnapshotEntries > 0 && s.entries >= n.cfg.SnapshotEntries ||
 		n.cfg.SnapshotBytes > 0 && s.bytes >= n.cfg.SnapshotBytes
-	if s.sm == nil || s.store == nil || !due || n.applied <= s.meta.Index || s.saving != nil {
+	if s.sm == nil || s.store == nil || !due || n.applied <= s.meta.Index || s.saving != nil || s.held != nil {
 		return nil
 	}
 	s.entries, s.bytes = 0, 0
@@ -311,14 +302,22 @@ func (n *Node) maybeSnapshot() error {
 
 // snapshotSaved finishes a snapshot written in the background: it becomes
 // the one sent to followers, and the log is compacted into it, unless a
-// newer snapshot from the leader was installed meanwhile.
+// newer snapshot from the leader was installed meanwhile. The core
+// compacts only what it knows applied, and entries applied early count
+// there only when their write's Ready is done: until then the snapshot
+// is held.
 func (n *Node) snapshotSaved(sv savedSnapshot) error {
 	s := n.snaps
 	s.saving = nil
 	if sv.err != nil {
 		return fmt.Errorf("node: save snapshot: %w", sv.err)
 	}
-	if sv.meta.Index <= n.core.Status().Snapshot {
+	st := n.core.Status()
+	if sv.meta.Index <= st.Snapshot {
+		return nil
+	}
+	if sv.meta.Index > st.Applied {
+		s.held = &sv
 		return nil
 	}
 	s.meta, s.data, s.sum = sv.meta, sv.data, sv.sum
@@ -326,6 +325,16 @@ func (n *Node) snapshotSaved(sv savedSnapshot) error {
 		return fmt.Errorf("node: compact: %w", err)
 	}
 	return n.compactStorage(sv.meta.Index)
+}
+
+// compactHeld finishes the held snapshot once the core has applied it.
+func (n *Node) compactHeld() error {
+	h := n.snaps.held
+	if h == nil || h.meta.Index > n.core.Status().Applied {
+		return nil
+	}
+	n.snaps.held = nil
+	return n.snapshotSaved(*h)
 }
 
 // finishSnapshotSave waits for the snapshot being written in the

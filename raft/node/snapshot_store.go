@@ -49,7 +49,7 @@ var ErrBadSnapshotFile = errors.New("node: bad snapshot file")
 //	crc32c of the header bytes before it uint32
 //	the snapshot, size bytes
 //
-// Version 1 files ("BFSNAP\x00\x01", written before membership changes)
+// Version 1 files ("BFSNAP\x00\x01", written before configuration changes)
 // have no n and no configuration; they still load, with none.
 const (
 	snapMagic      = "BFSNAP\x00\x02"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,15 +31,18 @@ type snapSM struct {
 	restores int
 }
 
-func (s *snapSM) Apply(index uint64, cmd []byte) []byte {
+func (s *snapSM) Apply(e raft.Entry) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if index <= s.applied {
-		s.t.Errorf("applied %d after %d", index, s.applied)
+	if e.Index != s.applied+1 {
+		s.t.Errorf("applied %d after %d", e.Index, s.applied)
 	}
-	s.applied = index
-	s.cmds = append(s.cmds, string(cmd))
-	return cmd
+	s.applied = e.Index
+	if e.Type != raft.EntryNormal {
+		return nil
+	}
+	s.cmds = append(s.cmds, string(e.Data))
+	return e.Data
 }
 
 func (s *snapSM) Snapshot() ([]byte, error) {
@@ -47,7 +51,7 @@ func (s *snapSM) Snapshot() ([]byte, error) {
 	return []byte(strconv.FormatUint(s.applied, 10) + "\n" + strings.Join(s.cmds, "\n")), nil
 }
 
-func (s *snapSM) Restore(data []byte) error {
+func (s *snapSM) Restore(meta raft.SnapshotMeta, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	head, rest, _ := strings.Cut(string(data), "\n")
@@ -57,6 +61,9 @@ func (s *snapSM) Restore(data []byte) error {
 	}
 	if index < s.applied {
 		s.t.Errorf("restore of %d after applying %d", index, s.applied)
+	}
+	if index != meta.Index || meta.Term == 0 {
+		s.t.Errorf("restore of the state at %d with meta index %d term %d", index, meta.Index, meta.Term)
 	}
 	s.applied, s.cmds, s.restores = index, nil, s.restores+1
 	if rest != "" {
@@ -81,11 +88,11 @@ type snapCluster struct {
 func newSnapCluster(t *testing.T, size, every int) *snapCluster {
 	sc := &snapCluster{sms: map[uint64]*snapSM{}}
 	sc.testCluster = newTestClusterWith(t, size, func(cfg *Config) {
-		sc.sms[cfg.ID] = &snapSM{t: t}
-		cfg.StateMachine = sc.sms[cfg.ID]
+		sc.sms[cfg.Raft.ID] = &snapSM{t: t}
+		cfg.StateMachine = sc.sms[cfg.Raft.ID]
 		cfg.SnapshotEntries = every
 		cfg.SnapshotChunkBytes = 16
-		cfg.SnapshotCatchUpEntries = -1
+		cfg.Raft.SnapshotCatchUpEntries = -1
 	})
 	return sc
 }
@@ -133,7 +140,7 @@ func TestNodeFollowerCatchesUpBySnapshot(t *testing.T) {
 		// Snapshots are written beside the driver: wait for the one at 30.
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
-		if err := sc.nodes[lead].WaitFor(ctx, func(st raft.Status) bool { return st.Snapshot >= 30 }); err != nil {
+		if err := sc.nodes[lead].WaitFor(ctx, func(st Status) bool { return st.Snapshot >= 30 }); err != nil {
 			t.Fatalf("leader compacted through %d, want at least 30: %v", sc.nodes[lead].Status().Snapshot, err)
 		}
 		sc.start(behind)
@@ -160,7 +167,7 @@ func TestNodeRestartFromSnapshotAndLog(t *testing.T) {
 			sc.stop(id)
 		}
 		for _, id := range sc.voters {
-			if c := compactedIndex(sc.storage[id]); c < 10 {
+			if c := sc.storage[id].(Compacter).Compacted(); c < 10 {
 				t.Errorf("node %d storage compacted through %d, want at least 10", id, c)
 			}
 			sc.start(id)
@@ -217,7 +224,7 @@ func TestNodeRestartFromSnapshotOnWAL(t *testing.T) {
 				t.Fatal(err)
 			}
 			sm := &snapSM{t: t}
-			n, err := Start(Config{ID: 1, Voters: []uint64{1}, Storage: WALStorage(w),
+			n, err := Start(Config{Raft: raft.Config{ID: 1, Voters: []uint64{1}}, Storage: NewWALStorage(w),
 				Transport: newMemNetwork().transport(1), StateMachine: sm, TickInterval: testTick,
 				SnapshotDir: filepath.Join(dir, "snap"), SnapshotEntries: 10})
 			if err != nil {
@@ -226,7 +233,7 @@ func TestNodeRestartFromSnapshotOnWAL(t *testing.T) {
 			return w, sm, n
 		}
 		w, sm, n := open()
-		if err := n.WaitFor(t.Context(), func(st raft.Status) bool { return st.Role == raft.RoleLeader }); err != nil {
+		if err := n.WaitFor(t.Context(), func(st Status) bool { return st.Role == raft.RoleLeader }); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 45 {
@@ -238,7 +245,7 @@ func TestNodeRestartFromSnapshotOnWAL(t *testing.T) {
 		// after the one before it, and then compacts the WAL.
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
-		if err := n.WaitFor(ctx, func(st raft.Status) bool { return st.Snapshot >= 40 }); err != nil {
+		if err := n.WaitFor(ctx, func(st Status) bool { return st.Snapshot >= 40 }); err != nil {
 			t.Fatalf("waiting for the snapshot at 40: %v (status %+v)", err, n.Status())
 		}
 		applied, want, _ := sm.state()
@@ -252,7 +259,7 @@ func TestNodeRestartFromSnapshotOnWAL(t *testing.T) {
 		if w.Recovered().Compacted < 40 {
 			t.Errorf("WAL compacted through %d, want at least 40", w.Recovered().Compacted)
 		}
-		if err := n.WaitFor(t.Context(), func(st raft.Status) bool { return st.Applied >= applied }); err != nil {
+		if err := n.WaitFor(t.Context(), func(st Status) bool { return st.Applied >= applied }); err != nil {
 			t.Fatal(err)
 		}
 		if got, cmds, restores := sm.state(); got != applied || !slices.Equal(cmds, want) || restores != 1 {
@@ -272,7 +279,7 @@ func TestSnapshotNeedsAStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	_, err = Start(Config{ID: 1, Voters: []uint64{1}, Storage: WALStorage(w),
+	_, err = Start(Config{Raft: raft.Config{ID: 1, Voters: []uint64{1}}, Storage: NewWALStorage(w),
 		Transport: newMemNetwork().transport(1), StateMachine: &snapSM{t: t}})
 	if !errors.Is(err, ErrBadConfig) {
 		t.Errorf("Start with a Snapshotter on a WAL and no SnapshotDir: %v, want ErrBadConfig", err)
@@ -283,7 +290,7 @@ func TestCompactedLogWithoutSnapshotRefused(t *testing.T) {
 	st := NewMemoryStorage()
 	st.Save(raft.HardState{Term: 1, Commit: 5}, []raft.Entry{{Index: 1, Term: 1}, {Index: 2, Term: 1}, {Index: 3, Term: 1}})
 	st.Compact(2)
-	_, err := Start(Config{ID: 1, Voters: []uint64{1}, Storage: st,
+	_, err := Start(Config{Raft: raft.Config{ID: 1, Voters: []uint64{1}}, Storage: st,
 		Transport: newMemNetwork().transport(1), StateMachine: &recorder{}})
 	if err == nil || !strings.Contains(err.Error(), "snapshot") {
 		t.Errorf("Start on a compacted log without its snapshot: %v, want an error", err)
@@ -376,7 +383,7 @@ func TestRPCRestartNeedsSnapshot(t *testing.T) {
 	g, sm := newSnapshottingGroup(t, func(cfg *Config) {
 		cfg.SnapshotEntries = 20
 		cfg.SnapshotChunkBytes = 64
-		cfg.SnapshotCatchUpEntries = 5
+		cfg.Raft.SnapshotCatchUpEntries = 5
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -384,25 +391,26 @@ func TestRPCRestartNeedsSnapshot(t *testing.T) {
 	behind := lead.id%3 + 1
 	g.stop(behind)
 	for i := range 50 {
-		if _, _, err := lead.node.Propose(ctx, []byte("c"+strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
+		g.proposeOnLeader(ctx, []byte("c"+strconv.Itoa(i)))
 	}
 	// Snapshots are written beside the driver: wait for the one at 40.
-	if err := lead.node.WaitFor(ctx, func(st raft.Status) bool { return st.Snapshot >= 40 }); err != nil {
+	lead = g.waitLeader(ctx) // leadership may have moved on a busy machine
+	if err := lead.node.WaitFor(ctx, func(st Status) bool { return st.Snapshot >= 40 }); err != nil {
 		t.Fatalf("leader compacted through %d, want at least 40: %v", lead.node.Status().Snapshot, err)
 	}
 	applied := lead.node.Status().Applied
 	for round := range 2 {
 		g.start(behind, nil)
 		m := g.members[behind]
-		if err := m.node.WaitFor(ctx, func(st raft.Status) bool { return st.Applied >= applied }); err != nil {
+		if err := m.node.WaitFor(ctx, func(st Status) bool { return st.Applied >= applied }); err != nil {
 			t.Fatalf("round %d: restarted member reached %+v, want applied %d: %v", round, m.node.Status(), applied, err)
 		}
 		sm := sm(behind)
 		// A leader change during the install may bring a second,
 		// newer snapshot; the state must come out the same.
-		if _, cmds, restores := sm.state(); restores < 1 || len(cmds) != 50 {
+		// A retry after a leader change may have committed a command
+		// twice, so at least 50.
+		if _, cmds, restores := sm.state(); restores < 1 || len(cmds) < 50 {
 			t.Errorf("round %d: %d restores, %d commands; want at least 1 and 50", round, restores, len(cmds))
 		} else if restores > 1 {
 			t.Logf("round %d: %d restores", round, restores)
@@ -421,9 +429,9 @@ func newSnapshottingGroup(t *testing.T, tweak func(*Config)) (g *loopbackGroup, 
 	g = newLoopbackGroupWith(t, 3, func(cfg *Config) {
 		mu.Lock()
 		defer mu.Unlock()
-		sms[cfg.ID] = &snapSM{t: t}
-		cfg.StateMachine = sms[cfg.ID]
-		cfg.SnapshotDir = filepath.Join(base, strconv.FormatUint(cfg.ID, 10))
+		sms[cfg.Raft.ID] = &snapSM{t: t}
+		cfg.StateMachine = sms[cfg.Raft.ID]
+		cfg.SnapshotDir = filepath.Join(base, strconv.FormatUint(cfg.Raft.ID, 10))
 		tweak(cfg)
 	})
 	return g, func(id uint64) *snapSM {
@@ -437,38 +445,117 @@ func newSnapshottingGroup(t *testing.T, tweak func(*Config)) (g *loopbackGroup, 
 // ConfAddLearner entry carried. Once every log is compacted past that
 // entry, a member restarted with its static peer list learns the address
 // from its snapshot, or it could never reach the new member as leader.
+//
+// On a busy machine leadership may move at any step (a heartbeat late by
+// an election timeout is enough), so the test does not count on the
+// leader it started with: each step waits for, or retries on, whoever
+// leads, until the restarted member leads and reaches the learner.
 func TestRPCRestartLearnsAddressesFromSnapshot(t *testing.T) {
 	g, _ := newSnapshottingGroup(t, func(cfg *Config) {
 		cfg.SnapshotEntries = 10
-		cfg.PromoteLag = -1 // node 4 stays a learner: the voters' quorum does not need it
+		cfg.Raft.PromoteLag = -1 // node 4 stays a learner: the voters' quorum does not need it
 	})
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	lead := g.waitLeader(ctx)
-	g.addLearner(ctx, lead, 4)
-	added := lead.node.Status().Applied
+	g.addLearnerOnLeader(ctx, 4)
+	added := g.waitLeader(ctx).node.Status().Applied
 	for i := range 30 {
-		if _, _, err := lead.node.Propose(ctx, []byte("c"+strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
+		g.proposeOnLeader(ctx, []byte("c"+strconv.Itoa(i)))
 	}
-	// Restart a follower once its own log is compacted past the change.
-	f := g.members[lead.id%3+1]
-	if err := f.node.WaitFor(ctx, func(st raft.Status) bool { return st.Snapshot > added+5 }); err != nil {
-		t.Fatalf("follower %d did not compact past the change at %d: %+v", f.id, added, f.node.Status())
+	// Restart a voter once its own log is compacted past the change.
+	f := g.members[1]
+	if err := f.node.WaitFor(ctx, func(st Status) bool { return st.Snapshot > added+5 }); err != nil {
+		t.Fatalf("member %d did not compact past the change at %d: %+v", f.id, added, f.node.Status())
 	}
 	g.stop(f.id)
 	g.start(f.id, nil)
 	f = g.members[f.id]
-	if err := lead.node.TransferLeadership(ctx, f.id); err != nil {
-		t.Fatalf("transfer to the restarted member: %v", err)
+	if addr := f.transport.peerAddr(4); addr != g.addrs[4] {
+		t.Fatalf("restarted member knows learner 4 at %q, want %q from its snapshot", addr, g.addrs[4])
 	}
-	index, _, err := f.node.Propose(ctx, []byte("from the restarted leader"))
+	for {
+		g.transferTo(ctx, f.id)
+		index, _, err := f.node.Propose(ctx, []byte("from the restarted leader"))
+		if leadershipMoved(err) {
+			continue // leadership moved on before the command committed: again
+		}
+		if err != nil {
+			t.Fatalf("propose on the restarted member: %v", err)
+		}
+		if err := g.members[4].node.WaitFor(ctx, func(st Status) bool { return st.Applied >= index }); err != nil {
+			t.Fatalf("learner 4 never got index %d from leader %d: %+v", index, f.id, g.members[4].node.Status())
+		}
+		return
+	}
+}
+
+// leadershipMoved reports whether err says only that leadership moved
+// under the call, which a caller may retry on the new leader.
+func leadershipMoved(err error) bool {
+	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrProposalDropped) ||
+		errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrTransferFailed)
+}
+
+// proposeOnLeader proposes cmd on whoever leads until one commits it,
+// and returns its index. A retry after ErrLeadershipLost may commit cmd
+// twice: callers propose commands that may repeat.
+func (g *loopbackGroup) proposeOnLeader(ctx context.Context, cmd []byte) uint64 {
+	g.t.Helper()
+	for {
+		index, _, err := g.waitLeader(ctx).node.Propose(ctx, cmd)
+		if err == nil {
+			return index
+		}
+		if !leadershipMoved(err) {
+			g.t.Fatalf("propose %q: %v", cmd, err)
+		}
+	}
+}
+
+// addLearnerOnLeader starts member id and has whoever leads add it as a
+// learner, retrying while leadership moves or a new leader has not yet
+// committed an entry of its term (ErrConfChangeInProgress).
+func (g *loopbackGroup) addLearnerOnLeader(ctx context.Context, id uint64) {
+	g.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("propose on the restarted member: %v", err)
+		g.t.Fatal(err)
 	}
-	if err := g.members[4].node.WaitFor(ctx, func(st raft.Status) bool { return st.Applied >= index }); err != nil {
-		t.Fatalf("learner 4 never got index %d from leader %d: %+v", index, f.id, g.members[4].node.Status())
+	g.addrs[id], g.dirs[id] = ln.Addr().String(), g.t.TempDir()
+	g.start(id, ln)
+	for {
+		lead := g.waitLeaderOf(ctx, g.voters) // id knows of none until added
+		if _, learners, err := lead.node.Configuration(ctx); err == nil && slices.Contains(learners, id) {
+			return // an earlier try reached the log
+		}
+		err := lead.node.AddLearner(ctx, id, g.addrs[id])
+		if err == nil {
+			return
+		}
+		if !leadershipMoved(err) && !errors.Is(err, raft.ErrConfChangeInProgress) {
+			g.t.Fatalf("AddLearner(%d): %v", id, err)
+		}
+		// What is in progress ends with the leader's next apply.
+		applied := lead.node.Status().Applied
+		err = lead.node.WaitFor(ctx, func(st Status) bool { return st.Applied > applied || st.Role != raft.RoleLeader })
+		if err != nil {
+			g.t.Fatalf("AddLearner(%d): %v", id, err)
+		}
+	}
+}
+
+// transferTo hands leadership to member id, through whoever leads, and
+// returns once all members follow it.
+func (g *loopbackGroup) transferTo(ctx context.Context, id uint64) {
+	g.t.Helper()
+	for {
+		lead := g.waitLeader(ctx)
+		if lead.id == id {
+			return
+		}
+		if err := lead.node.TransferLeadership(ctx, id); err != nil && !leadershipMoved(err) {
+			g.t.Fatalf("transfer from %d to %d: %v", lead.id, id, err)
+		}
 	}
 }
 

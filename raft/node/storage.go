@@ -31,6 +31,9 @@ type Compacter interface {
 	// Compact drops the entries up to and including index. An index past
 	// the last entry leaves the log empty, to continue at index+1.
 	Compact(index uint64) error
+	// Compacted is the index the log was compacted through as Load
+	// returned it: the node checks that its snapshot covers the gap.
+	Compacted() uint64
 }
 
 // MemoryStorage is a Storage that keeps everything in memory: fast, and
@@ -136,8 +139,8 @@ func (s *MemoryStorage) LoadSnapshot() (raft.SnapshotMeta, []byte, error) {
 	return s.snapMeta, s.snapData, nil
 }
 
-// compacted is the index the log is compacted through.
-func (s *MemoryStorage) compacted() uint64 {
+// Compacted is the index the log is compacted through.
+func (s *MemoryStorage) Compacted() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.offset

@@ -32,7 +32,7 @@ func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
 	}
 	target, term := st.Transferee, st.Term
 	var outcome error
-	werr := n.WaitFor(ctx, func(st raft.Status) bool {
+	werr := n.WaitFor(ctx, func(st Status) bool {
 		switch {
 		case st.Term > term && st.Lead == target:
 			return true

@@ -303,7 +303,7 @@ func (c *Cluster) CheckLiveness(leaderTicks, commitTicks int) {
 		return sts
 	}
 	if !c.RunUntil(func() bool { return len(behind()) == 0 }, max(left, 0)) {
-		voters, learners := c.Membership()
+		voters, learners := c.Configuration()
 		c.Fatalf("liveness: members (voters %v, learners %v) did not all apply index %d within %d ticks: behind %+v",
 			voters, learners, index, commitTicks, behind())
 	}
@@ -312,15 +312,15 @@ func (c *Cluster) CheckLiveness(leaderTicks, commitTicks int) {
 // Members returns the voters and learners of the configuration the
 // leader (see Leader) holds, or of the initial one if no node leads.
 func (c *Cluster) Members() []uint64 {
-	voters, learners := c.Membership()
+	voters, learners := c.Configuration()
 	return append(voters, learners...)
 }
 
-// Membership returns the voters and learners of the leader's
+// Configuration returns the voters and learners of the leader's
 // configuration (see Leader), or the initial voters if no node leads.
-func (c *Cluster) Membership() (voters, learners []uint64) {
+func (c *Cluster) Configuration() (voters, learners []uint64) {
 	if l := c.Leader(); l != 0 {
-		return c.node(l).core.Membership()
+		return c.node(l).core.Configuration()
 	}
 	return c.node(1).voters, nil
 }
@@ -341,7 +341,7 @@ func (c *Cluster) AddNode() (uint64, bool) {
 		return 0, false
 	}
 	n := c.node(id)
-	n.voters, n.learners = c.node(lead).core.Membership()
+	n.voters, n.learners = c.node(lead).core.Configuration()
 	c.ids = append(c.ids, id)
 	c.start(n)
 	return id, true

@@ -50,7 +50,7 @@ func newChecker() checker {
 // what its commit needs: with single-server changes a quorum of it
 // overlaps a quorum of the configuration before it.
 func (n *node) confVoters() []uint64 {
-	v, _ := n.core.Membership()
+	v, _ := n.core.Configuration()
 	return v
 }
 
@@ -58,12 +58,13 @@ func (n *node) confVoters() []uint64 {
 // the one in effect at its commit index while a later one removes it
 // (thesis 4.2.2: it may be needed to commit its own removal).
 func (n *node) mayCampaign() bool {
-	committed, _ := n.core.MembershipAt(n.core.Status().Commit)
+	committed, _ := n.core.ConfigurationAt(n.core.Status().Commit)
 	return slices.Contains(n.confVoters(), n.id) || slices.Contains(committed, n.id)
 }
 
-// observe checks n's status after an input or an Advance: term and commit
-// index never go back, the applied index is what the simulator applied,
+// observe checks n's status after an input, and before each Ready (so
+// after each Advance): term and commit index never go back, the applied
+// index is what the simulator applied,
 // one leader per term, and durability on a quorum for what a leader
 // commits. (Leader completeness is checked in synced.)
 func (c *Cluster) observe(n *node) {
@@ -76,8 +77,11 @@ func (c *Cluster) observe(n *node) {
 		c.Fatalf("node %d: term went back from %d to %d", n.id, n.term, st.Term)
 	case st.Commit < n.commit:
 		c.Fatalf("node %d: commit index went back from %d to %d", n.id, n.commit, st.Commit)
-	case st.Applied != n.applied:
-		c.Fatalf("node %d: Status().Applied = %d, the simulator applied %d", n.id, st.Applied, n.applied)
+	case st.Applied > n.applied || n.writing == nil && st.Applied != n.applied || n.driver.Applied() != n.applied:
+		// The core learns what was applied early, during a write, only
+		// when the write's Ready is done.
+		c.Fatalf("node %d: Status().Applied = %d, the driver applied %d, the simulator %d (writing: %v)",
+			n.id, st.Applied, n.driver.Applied(), n.applied, n.writing != nil)
 	}
 	if n.role == raft.RoleLeader && st.Role != raft.RoleLeader && st.Term == n.term && st.Commit > c.check.commit {
 		// It committed as leader, then stepped down at once: a leader
@@ -88,7 +92,7 @@ func (c *Cluster) observe(n *node) {
 		c.trace.add(event{at: c.now, kind: evRole, node: n.id, role: st.Role, a: st.Term})
 	}
 	n.term, n.commit, n.role = st.Term, st.Commit, st.Role
-	if voters, learners := n.core.Membership(); fmt.Sprint(voters, learners) != n.conf {
+	if voters, learners := n.core.Configuration(); fmt.Sprint(voters, learners) != n.conf {
 		n.conf = fmt.Sprint(voters, learners)
 		c.Note("node %d: voters %v learners %v", n.id, voters, learners)
 	}
@@ -207,7 +211,7 @@ func (c *Cluster) checkReady(n *node, rd *raft.Ready) {
 	// Only a voter campaigns. Judged when the Ready is taken: vote
 	// requests wait in AfterPersist for the term and vote to be durable,
 	// and meanwhile an append from the new leader may undo the change
-	// that made this node a voter (seed 140575). Requests of an abandoned
+	// that made this node a voter. Requests of an abandoned
 	// campaign are harmless: the node no longer counts the answers.
 	for _, msgs := range [][]raft.Message{rd.Messages, rd.AfterPersist} {
 		for i := range msgs {
@@ -251,7 +255,8 @@ func (c *Cluster) checkSend(n *node, m *raft.Message) {
 }
 
 // checkBatch: a MsgApp carries at most MaxMsgEntries entries and
-// MaxMsgBytes of entry data, unless a single entry is larger.
+// MaxMsgBytes of entries (Entry.EncodedSize). Propose refuses a larger
+// command, so only a configuration entry may go alone over the limit.
 func (c *Cluster) checkBatch(n *node, m *raft.Message) {
 	maxEntries, maxBytes := c.opts.Config.MaxMsgEntries, c.opts.Config.MaxMsgBytes
 	if maxEntries == 0 {
@@ -262,9 +267,10 @@ func (c *Cluster) checkBatch(n *node, m *raft.Message) {
 	}
 	size := 0
 	for i := range m.Entries {
-		size += len(m.Entries[i].Data)
+		size += m.Entries[i].EncodedSize()
 	}
-	if len(m.Entries) > maxEntries || len(m.Entries) > 1 && size > maxBytes {
+	alone := len(m.Entries) == 1 && m.Entries[0].Type == raft.EntryConfig
+	if len(m.Entries) > maxEntries || size > maxBytes && !alone {
 		c.Fatalf("node %d sent a MsgApp of %d entries and %d bytes, over the limits of %d and %d",
 			n.id, len(m.Entries), size, maxEntries, maxBytes)
 	}
@@ -333,7 +339,7 @@ func (c *Cluster) saveEntries(n *node, ents []raft.Entry, torn bool) {
 	// Committed when the node took the Ready, that is: a follower that
 	// replaced an entry from a deposed leader's append may be slow to
 	// write it, and meanwhile the newer leader commits the old entry on a
-	// quorum without this node (seed 68430: a 25-tick disk stall). That
+	// quorum without this node (its disk stalled, say). That
 	// is safe; the node's next append from that leader repairs its log.
 	committed := n.writingCommit
 	for i := range ents {

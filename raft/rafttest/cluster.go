@@ -28,7 +28,9 @@ type Options struct {
 	Seed uint64
 	// Config is the template for every node's raft.Config. The simulator
 	// sets ID, Voters, Seed, HardState, Entries and Applied; the zero value
-	// uses the core's defaults.
+	// uses the core's defaults, but for SnapshotCatchUpEntries: zero keeps
+	// no entries behind a snapshot here, so that lagging followers are
+	// sent snapshots often.
 	Config raft.Config
 	// Faults is the network and disk behaviour at the start; see SetFaults.
 	Faults Faults
@@ -90,7 +92,7 @@ type Cluster struct {
 	// the checker catches what it claims to.
 	tamper  func(m *raft.Message) // rewrites every message delivered
 	amnesia bool                  // restarts from an empty disk
-	hasty   bool                  // sends AfterPersist before persisting
+	hasty   bool                  // the host sends AfterPersist before persisting
 	badSnap bool                  // snapshots a state other than the applied one
 }
 
@@ -99,7 +101,9 @@ type Cluster struct {
 type node struct {
 	id          uint64
 	core        *raft.Core
-	phase       Time // tick offset within TickUnits, so nodes do not tick in lockstep
+	driver      *raft.Driver // runs the Ready protocol for core
+	host        *host        // the driver's way to this node's disk, network and application
+	phase       Time         // tick offset within TickUnits, so nodes do not tick in lockstep
 	incarnation int
 	disk        disk
 	applied     uint64 // the state machine's applied index in this incarnation
@@ -139,6 +143,9 @@ func NewCluster(t TB, opts Options) *Cluster {
 	}
 	if opts.TraceEvents == 0 {
 		opts.TraceEvents = 80
+	}
+	if opts.Config.SnapshotCatchUpEntries == 0 {
+		opts.Config.SnapshotCatchUpEntries = -1
 	}
 	c := &Cluster{
 		t:     t,
@@ -246,7 +253,6 @@ func (c *Cluster) step() {
 	for _, n := range c.nodes {
 		if n.writing != nil && n.syncAt <= c.now {
 			c.synced(n)
-			c.afterInput(n)
 		}
 		if n.proposed && n.core != nil {
 			c.afterInput(n)
@@ -263,87 +269,49 @@ func (c *Cluster) step() {
 	}
 }
 
-// afterInput runs the driver loop for n after a Tick, Step or Propose:
-// check what changed, then persist, send and apply until nothing is ready
-// or a write is in flight.
+// afterInput runs the Ready protocol for n after a Tick, Step or
+// Propose, through the raft.Driver that raft/node uses too: check what
+// changed, then persist, send and apply until nothing is ready or a write
+// is in flight.
 func (c *Cluster) afterInput(n *node) {
 	c.observe(n)
 	n.proposed = false
-	for guard := 0; n.core != nil && n.writing == nil && n.core.HasReady(); guard++ {
-		if guard == 100 {
-			c.Fatalf("node %d: HasReady still true after 100 Ready/Advance rounds", n.id)
-		}
-		c.handleReady(n, n.core.Ready())
-	}
-	c.applyEarly(n)
-}
-
-// applyEarly applies, while n's Ready is being written, what committed
-// meanwhile and is durable already (raft.Core.TakeDurableCommitted), as
-// raft/node's driver does. Not while a snapshot is being installed: its
-// restore comes first.
-func (c *Cluster) applyEarly(n *node) {
-	if n.core == nil || n.writing == nil || !n.writing.Snapshot.IsZero() {
+	if n.core == nil {
 		return
 	}
-	if ents := n.core.TakeDurableCommitted(n.applied); len(ents) > 0 {
-		c.apply(n, ents)
-		c.observe(n)
-	}
+	n.host.readys = 0
+	c.driven(n, n.driver.Run())
 }
 
-// handleReady is the driver: Messages go out at once, then the hard state
-// and entries are written. The write becomes durable after a disk delay
-// (Faults.DiskDelay, often zero), during which the node goes on taking
-// messages and ticks but asks for no new Ready; then synced finishes the
-// Ready. With probability Faults.TornWrite the node crashes before the
-// sync.
-func (c *Cluster) handleReady(n *node, rd raft.Ready) {
-	c.checkReady(n, &rd)
-	c.checkReads(n, rd.ReadStates)
-	c.send(n, rd.Messages)
-	c.sendSnapshots(n, rd.SnapshotRequests)
-	c.storeChunks(n, &rd)
-	if c.hasty {
-		c.send(n, rd.AfterPersist)
-		rd.AfterPersist = nil
-	}
-	n.writing, n.writingCommit = &rd, c.check.commit
-	writes := rd.HardStateChanged || len(rd.Entries) > 0 || !rd.Snapshot.IsZero()
-	if writes && c.net.faults.TornWrite > 0 && c.rng.Float64() < c.net.faults.TornWrite {
-		c.down(n, event{kind: evCrash})
+// driven checks what a call of n's driver returned, and takes a snapshot
+// if one is due.
+func (c *Cluster) driven(n *node, err error) {
+	if errors.Is(err, errCrashed) {
 		return
 	}
-	n.syncAt = c.now
-	if d := c.net.faults.DiskDelay; writes && d > 0 {
-		n.syncAt += Time(c.rng.Int64N(int64(d) + 1))
+	if err != nil {
+		c.Fatalf("node %d: driver: %v", n.id, err)
 	}
-	if writes {
-		n.syncAt = max(n.syncAt, n.stallUntil)
-	}
-	if n.syncAt > c.now {
-		return
-	}
-	c.synced(n)
+	c.observe(n)
+	c.maybeSnapshot(n)
 }
 
-// synced finishes n's Ready once its writes are durable: AfterPersist goes
-// out, committed entries are applied, and the core hears of it.
+// synced makes n's write durable once its time has come, and has the
+// driver finish its Ready.
 func (c *Cluster) synced(n *node) {
+	c.saveWriting(n)
+	n.host.readys = 0
+	c.driven(n, n.driver.Synced())
+}
+
+// saveWriting makes the Ready n is writing durable.
+func (c *Cluster) saveWriting(n *node) {
 	rd := n.writing
 	n.writing = nil
 	c.save(n, rd, false)
 	if rd.Role == raft.RoleLeader {
 		c.checkCompleteness(n, rd.Term)
 	}
-	c.send(n, rd.AfterPersist)
-	if !rd.Snapshot.IsZero() {
-		c.restoreApp(n)
-	}
-	c.apply(n, rd.Committed)
-	n.core.Advance(*rd)
-	c.observe(n)
-	c.maybeSnapshot(n)
 }
 
 // tornWrite keeps a random prefix of the unsynced writes of a node that
@@ -484,6 +452,8 @@ func (c *Cluster) start(n *node) {
 		c.Fatalf("node %d: raft.New: %v", n.id, err)
 	}
 	n.core, n.pending, n.sending, n.recv = core, map[uint64]proposal{}, map[uint64]heldSnapshot{}, nil
+	n.host = &host{c: c, n: n}
+	n.driver = raft.NewDriver(core, n.host)
 	n.whole = nil
 	n.incarnation++
 	st := core.Status()
@@ -498,7 +468,7 @@ func (c *Cluster) down(n *node, ev event) {
 	if n.writing != nil {
 		ev.kind, ev.note = evTornCrash, c.tornWrite(n)
 	}
-	n.core, n.pending = nil, nil
+	n.core, n.pending, n.driver, n.host = nil, nil, nil, nil
 	ev.at, ev.node = c.now, n.id
 	c.trace.add(ev)
 }

@@ -7,14 +7,14 @@ import (
 	"github.com/bifrost-go/bifrost/raft"
 )
 
-// Membership changes and leadership transfer under faults.
+// Configuration changes and leadership transfer under faults.
 
 func newMemberCluster(t *testing.T, nodes, spares int, seed uint64, cfg raft.Config) *Cluster {
 	return NewCluster(t, Options{Nodes: nodes, Spares: spares, Seed: seed, Config: cfg, SnapshotEvery: 10, TraceEvents: *traceFlag})
 }
 
 func isVoter(c *Cluster, id uint64) bool {
-	voters, _ := c.Membership()
+	voters, _ := c.Configuration()
 	return slices.Contains(voters, id)
 }
 
@@ -161,7 +161,7 @@ func TestConfChangeInMinority(t *testing.T) {
 		c.HealNetwork()
 		c.One(c.Command(8), 4, 20*et)
 		if isMember(c, victim) || isMember(c, minority[1]) {
-			voters, learners := c.Membership()
+			voters, learners := c.Configuration()
 			t.Fatalf("configuration %v %v: want neither %d nor %d", voters, learners, victim, minority[1])
 		}
 	})

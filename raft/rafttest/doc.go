@@ -50,7 +50,7 @@
 // Message counts by type and bytes are in Stats (ResetStats between
 // phases).
 //
-// # Snapshots and membership
+// # Snapshots and configuration
 //
 // The application's state is a hash of every entry it applied; a
 // snapshot is that state and its index, encoded. A node snapshots when
@@ -101,7 +101,7 @@
 //     (installs included), and the state restored from a snapshot, taken
 //     or installed, equals the state every node had at its index;
 //   - quorums are counted among the voters of the committing leader's
-//     configuration (raft.Core.Membership), which with single-server
+//     configuration (raft.Core.Configuration), which with single-server
 //     changes overlaps a quorum of the one before; a node campaigns only
 //     as a voter of its own configuration (when it takes the Ready: its
 //     vote requests may leave after an append undid its promotion).

@@ -371,15 +371,16 @@ func figure8Exact(t *testing.T, seed uint64) (overwritten bool) {
 	return overwritten
 }
 
-// A leader whose disk hangs must not hold the cluster: blocked in its
-// write, it sends nothing, so the others elect a leader and go on; when
-// the disk comes back, it rejoins.
+// A leader whose disk hangs must not hold the cluster: its driver goes
+// on heartbeating, but once its write has been in flight for
+// WriteStallTicks it steps down, the others elect a leader and go on;
+// when the disk comes back, it rejoins.
 func TestLeaderDiskStall(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) {
 		c, l := startCluster(t, 3, seed)
 		c.StallDisk(l, 50*et)
 		c.ProposeTo(l, c.Command(8)) // its write hangs
-		l2 := waitLeaderAmong(c, others(c, l), 5*et)
+		l2 := waitLeaderAmong(c, others(c, l), 3*et+5*et)
 		c.One(c.Command(8), 2, 5*et)
 		if c.Status(l2).Role != raft.RoleLeader {
 			c.Fatalf("leader %d lost its leadership while the old leader's disk hangs", l2)

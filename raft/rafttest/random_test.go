@@ -242,7 +242,7 @@ func clientRequests(c *Cluster, r *rand.Rand, mx mix) {
 // memberChanges maybe adds a spare node, promotes a learner or removes a
 // member.
 func memberChanges(c *Cluster, r *rand.Rand) {
-	voters, learners := c.Membership()
+	voters, learners := c.Configuration()
 	switch k := r.IntN(600); {
 	case k < 3:
 		c.AddNode()
@@ -260,6 +260,9 @@ func randomConfig(r *rand.Rand) (cfg raft.Config) {
 	cfg.HeartbeatTicks = 1 + r.IntN(2)
 	cfg.DisablePreVote = r.IntN(6) == 0
 	cfg.DisableCheckQuorum = r.IntN(6) == 0
+	if r.IntN(4) == 0 {
+		cfg.MaxWriteBytes = 1 + r.IntN(256) // Readys that hand out part of the log
+	}
 	// Small messages and windows exercise flow control. (Tiny messages
 	// with the default window of 256 on a reordering network cost
 	// hundreds of resends per entry: each gap sends the follower back to
@@ -268,7 +271,9 @@ func randomConfig(r *rand.Rand) (cfg raft.Config) {
 		cfg.MaxMsgEntries = 1 + r.IntN(8)
 		cfg.MaxInflight = 1 + r.IntN(4)
 		if r.IntN(2) == 0 {
-			cfg.MaxMsgBytes = 1 + r.IntN(64)
+			// At least the largest command proposed here (24 bytes) in
+			// its entry, which Propose would refuse otherwise.
+			cfg.MaxMsgBytes = (&raft.Entry{Data: make([]byte, 24)}).EncodedSize() + r.IntN(64)
 		}
 	}
 	return cfg

@@ -56,9 +56,7 @@ func TestLeaderIgnoresAckBeyondItsLog(t *testing.T) {
 // A follower steps a MsgApp of term 1 and, before the driver takes a
 // Ready (its disk was busy), a MsgApp of term 2 that replaces those
 // entries. The next Ready must not acknowledge the replaced term-1
-// entries: they were never persisted. (Found by TestRandomSchedules, e.g.
-// -seed 516732, 506548, 613492; fixed in the core since; kept as a
-// regression test.)
+// entries: they were never persisted.
 func TestNoAckForReplacedEntries(t *testing.T) {
 	c, err := raft.New(raft.Config{ID: 3, Voters: []uint64{1, 2, 3}, Seed: 1})
 	if err != nil {
