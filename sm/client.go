@@ -1,0 +1,369 @@
+package sm
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/bifrost-go/bifrost/raft/node"
+	"github.com/bifrost-go/bifrost/rpc"
+)
+
+// Errors of the client.
+var (
+	// ErrSessionExpired: the host forgot the client's session, after
+	// HostConfig.SessionTimeout without a command. The command was not
+	// applied in this attempt; if it had been sent before, an earlier
+	// attempt may have applied it. The client opens a new session for
+	// the next command.
+	ErrSessionExpired = errors.New("sm: session expired")
+	// ErrNoFunction: the replica carries no such machine or function.
+	ErrNoFunction = errors.New("sm: no such machine or function")
+	// ErrTooLarge: the command does not fit in one log entry.
+	ErrTooLarge = errors.New("sm: command too large")
+	// ErrOutcomeUnknown is node.ErrOutcomeUnknown: a command whose
+	// context ended after it was sent may or may not apply.
+	ErrOutcomeUnknown = node.ErrOutcomeUnknown
+)
+
+// RemoteError is an error a machine's handler returned, as its text.
+type RemoteError struct{ Message string }
+
+func (e *RemoteError) Error() string { return e.Message }
+
+// ClientConfig says how a Client reaches a group.
+type ClientConfig struct {
+	// Group names the raft group whose host the client calls. Required.
+	Group string
+	// Servers are the rpc addresses of the group's members. Required;
+	// the client learns the leader's from their answers.
+	Servers []string
+	// Pool dials the servers. Required.
+	Pool *rpc.Pool
+	// RetryBackoff is the first wait before trying again after a member
+	// could not answer; it doubles up to MaxBackoff. Default 10ms.
+	RetryBackoff time.Duration
+	// MaxBackoff bounds the wait between attempts. Default 1s.
+	MaxBackoff time.Duration
+}
+
+// Client calls the machines of one group: commands go to the leader,
+// found and followed by the client, and are retried with backoff until
+// they apply, exactly once thanks to the client's session; queries go
+// to the leader (linearizable and lease reads) or to any member
+// (follower reads). It is safe for concurrent use.
+type Client struct {
+	cfg ClientConfig
+	m   methods
+
+	mu       sync.Mutex // protects the following
+	session  uint64     // the client id of the session, 0 before one is open
+	opening  chan struct{}
+	seq      uint64              // the last sequence number handed out
+	inflight map[uint64]struct{} // sequence numbers waiting for answers
+	target   string              // the member believed to lead
+	seen     uint64              // the highest log index an answer spoke for
+}
+
+// NewClient returns a client of cfg.Group.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.Group == "" || len(cfg.Servers) == 0 || cfg.Pool == nil {
+		return nil, errors.New("sm: client needs Group, Servers and Pool")
+	}
+	cfg.RetryBackoff = cmp.Or(cfg.RetryBackoff, 10*time.Millisecond)
+	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, time.Second)
+	cfg.Servers = slices.Clone(cfg.Servers)
+	return &Client{cfg: cfg, m: newMethods(cfg.Group), inflight: map[uint64]struct{}{},
+		target: cfg.Servers[0]}, nil
+}
+
+// Seen returns the highest log index the client has seen an answer for:
+// a follower read waits for a replica that has applied it.
+func (c *Client) Seen() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen
+}
+
+// Do runs the command with req and returns its answer. Errors: ctx's
+// (wrapping ErrOutcomeUnknown once the command was sent), ErrSessionExpired,
+// ErrNoFunction, ErrTooLarge, or a *RemoteError from the handler.
+func (c *Command[Req, Resp]) Do(ctx context.Context, cl *Client, req Req) (Resp, error) {
+	var zero Resp
+	payload, err := c.req.Append(nil, req)
+	if err != nil {
+		return zero, fmt.Errorf("sm: %s: encode request: %w", c, err)
+	}
+	data, err := cl.command(ctx, c.machineID, c.functionID, payload)
+	if err != nil {
+		return zero, err
+	}
+	return c.resp.Decode(data)
+}
+
+// Read runs the query linearizably.
+func (q *Query[Req, Resp]) Read(ctx context.Context, cl *Client, req Req) (Resp, error) {
+	return q.ReadAs(ctx, cl, Linearizable, req)
+}
+
+// ReadAs runs the query in the given mode.
+func (q *Query[Req, Resp]) ReadAs(ctx context.Context, cl *Client, mode ReadMode, req Req) (Resp, error) {
+	var zero Resp
+	payload, err := q.req.Append(nil, req)
+	if err != nil {
+		return zero, fmt.Errorf("sm: %s: encode request: %w", q, err)
+	}
+	data, err := cl.query(ctx, mode, q.machineID, q.functionID, payload)
+	if err != nil {
+		return zero, err
+	}
+	return q.resp.Decode(data)
+}
+
+// command sends one command until it applies.
+func (c *Client) command(ctx context.Context, machine, fn uint64, payload []byte) ([]byte, error) {
+	return c.framework(ctx, opCommand, machine, fn, payload)
+}
+
+// framework sends one request of op in the client's session until it
+// applies: a command, or a subscription's start or end.
+func (c *Client) framework(ctx context.Context, op byte, machine, fn uint64, payload []byte) ([]byte, error) {
+	session, err := c.ensureSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seq, low := c.begin()
+	defer c.end(seq)
+	r := request{client: session, seq: seq, low: low, machine: machine, fn: fn, payload: payload}
+	rep, err := c.call(ctx, c.m.command, r.appendBinary([]byte{op}), false)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	if rep.status == stSessionExpired {
+		c.forgetSession(session)
+	}
+	return result(rep)
+}
+
+func (c *Client) query(ctx context.Context, mode ReadMode, machine, fn uint64, payload []byte) ([]byte, error) {
+	req := []byte{byte(mode)}
+	req = binary.AppendUvarint(req, c.Seen()*boolToUint(mode == Follower))
+	req = binary.AppendUvarint(req, machine)
+	req = binary.AppendUvarint(req, fn)
+	rep, err := c.call(ctx, c.m.query, append(req, payload...), mode == Follower)
+	if err != nil {
+		return nil, err
+	}
+	return result(rep)
+}
+
+func boolToUint(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// result turns a final answer into the caller's result.
+func result(rep parsedReply) ([]byte, error) {
+	switch rep.status {
+	case stOK:
+		return rep.data, nil
+	case stFailed:
+		return nil, &RemoteError{Message: string(rep.data)}
+	case stSessionExpired:
+		return nil, ErrSessionExpired
+	case stNoFunction:
+		return nil, ErrNoFunction
+	case stTooLarge:
+		return nil, fmt.Errorf("%w: %s", ErrTooLarge, rep.data)
+	}
+	return nil, fmt.Errorf("%w: answer status %d", ErrCorrupt, rep.status)
+}
+
+// call sends req to the member believed to lead (or, with anyMember,
+// to members in turn) until one gives a final answer or ctx ends.
+func (c *Client) call(ctx context.Context, m *rpc.Method[[]byte, []byte], req []byte, anyMember bool) (parsedReply, error) {
+	backoff := c.cfg.RetryBackoff
+	for {
+		addr := c.targetAddr()
+		rep, err := c.send(ctx, m, addr, req)
+		switch {
+		case ctx.Err() != nil:
+			return parsedReply{}, ctx.Err()
+		case err != nil, rep.status == stUnavailable, rep.status == stUnknown:
+			c.moveOn(addr, "")
+		case rep.status == stNotLeader:
+			if c.moveOn(addr, string(rep.data)) {
+				continue // a fresh hint: no need to wait
+			}
+		case rep.status == stBehind && anyMember:
+			c.moveOn(addr, "")
+			continue
+		default:
+			c.saw(rep.index)
+			return rep, nil
+		}
+		if err := sleep(ctx, jitter(backoff)); err != nil {
+			return parsedReply{}, err
+		}
+		backoff = min(2*backoff, c.cfg.MaxBackoff)
+	}
+}
+
+func (c *Client) send(ctx context.Context, m *rpc.Method[[]byte, []byte], addr string, req []byte) (parsedReply, error) {
+	cl, err := c.cfg.Pool.Client(ctx, addr)
+	if err != nil {
+		return parsedReply{}, err
+	}
+	a, err := m.Call(ctx, cl, req)
+	if err != nil {
+		return parsedReply{}, err
+	}
+	return parseReply(a)
+}
+
+func (c *Client) targetAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.target
+}
+
+// moveOn picks the next member to try after addr: the hinted leader, or
+// the next server. It reports whether the hint was a new target.
+func (c *Client) moveOn(addr, hint string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.target != addr {
+		return true // another call moved on already
+	}
+	if hint != "" && hint != addr {
+		c.target = hint
+		return true
+	}
+	i := slices.Index(c.cfg.Servers, addr)
+	c.target = c.cfg.Servers[(i+1)%len(c.cfg.Servers)]
+	return false
+}
+
+func (c *Client) saw(index uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen = max(c.seen, index)
+}
+
+// ensureSession returns the client's session, opening one if it has none.
+func (c *Client) ensureSession(ctx context.Context) (uint64, error) {
+	for {
+		c.mu.Lock()
+		if c.session != 0 {
+			id := c.session
+			c.mu.Unlock()
+			return id, nil
+		}
+		if wait := c.opening; wait != nil {
+			c.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		c.opening = make(chan struct{})
+		c.mu.Unlock()
+		id, err := c.openSession(ctx)
+		c.mu.Lock()
+		c.session = id
+		close(c.opening)
+		c.opening = nil
+		c.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// openSession opens a session; a retry of a lost answer may open two,
+// and the other one expires unused.
+func (c *Client) openSession(ctx context.Context) (uint64, error) {
+	rep, err := c.call(ctx, c.m.open, nil, false)
+	if err != nil {
+		return 0, err
+	}
+	data, err := result(rep)
+	if err != nil {
+		return 0, err
+	}
+	id, n := binary.Uvarint(data)
+	if n <= 0 || id == 0 {
+		return 0, fmt.Errorf("%w: session id", ErrCorrupt)
+	}
+	return id, nil
+}
+
+func (c *Client) forgetSession(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.session == id {
+		c.session, c.seq = 0, 0
+		clear(c.inflight)
+	}
+}
+
+// begin hands out the next sequence number and the lowest one still
+// waiting for its answer.
+func (c *Client) begin() (seq, low uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	c.inflight[c.seq] = struct{}{}
+	low = c.seq
+	for q := range c.inflight {
+		low = min(low, q)
+	}
+	return c.seq, low
+}
+
+func (c *Client) end(seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.inflight, seq)
+}
+
+// Close closes the client's session, so that the host forgets it before
+// it expires. Commands still running fail.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	id := c.session
+	c.session = 0
+	c.mu.Unlock()
+	if id == 0 {
+		return nil
+	}
+	r := request{client: id}
+	_, err := c.call(ctx, c.m.close, r.appendBinary(nil), false)
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// jitter spreads retries of many clients over [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}

@@ -1,0 +1,295 @@
+package sm
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/bifrost-go/bifrost/raft"
+)
+
+// HostConfig configures a Host. The zero value of every field means its
+// default.
+type HostConfig struct {
+	// SessionTimeout is how long, in the leader's time stamped into the
+	// log, a client session lives without a command. An expired client
+	// gets ErrSessionExpired for a command it sends after that. Default
+	// 60s.
+	SessionTimeout time.Duration
+	// RetainEvents is how many recent events every replica keeps for
+	// subscribers (the same on every member): one that falls further
+	// behind is told to resync (ErrCompacted). Default 10000.
+	RetainEvents int
+	// Logger receives what the host has to say. Default: discard.
+	Logger *slog.Logger
+}
+
+// Defaults of HostConfig.
+const (
+	DefaultSessionTimeout = 60 * time.Second
+	DefaultRetainEvents   = 10000
+)
+
+// Host carries the state machines of one raft group: it is the group's
+// node.StateMachine and node.Snapshotter. Commands apply one at a time in
+// log order, under the write lock; queries run under the read lock, so
+// they run concurrently with each other on every replica but never with
+// an apply. The host also keeps the framework's own replicated state,
+// client sessions, in the log's order and in its snapshots.
+type Host struct {
+	cfg      HostConfig
+	machines map[uint64]*Machine
+
+	mu       sync.RWMutex // protects the following
+	applied  uint64       // the index of the last entry applied or restored
+	clock    int64        // the latest leader time applied, Unix nanoseconds
+	sessions sessions
+	subs     subscriptions
+	wake     chan struct{} // closed and replaced when events are recorded
+}
+
+// NewHost returns a host carrying machines. A machine whose name repeats
+// another's or hashes into the framework's range, or whose functions
+// were registered wrongly, is an error.
+func NewHost(cfg HostConfig, machines ...*Machine) (*Host, error) {
+	if cfg.SessionTimeout < 0 {
+		return nil, fmt.Errorf("sm: negative session timeout")
+	}
+	if cfg.RetainEvents < 0 {
+		return nil, fmt.Errorf("sm: negative event retention")
+	}
+	cfg.SessionTimeout = cmp.Or(cfg.SessionTimeout, DefaultSessionTimeout)
+	cfg.RetainEvents = cmp.Or(cfg.RetainEvents, DefaultRetainEvents)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Host{cfg: cfg, machines: map[uint64]*Machine{}, sessions: newSessions(),
+		subs: newSubscriptions(cfg.RetainEvents), wake: make(chan struct{})}
+	for _, m := range machines {
+		if m.err != nil {
+			return nil, m.err
+		}
+		if _, dup := h.machines[m.id]; dup {
+			return nil, fmt.Errorf("%w: machine %q", ErrDuplicate, m.name)
+		}
+		h.machines[m.id] = m
+	}
+	return h, nil
+}
+
+// Applied returns the index of the last log entry the host applied.
+func (h *Host) Applied() uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.applied
+}
+
+// Apply applies one committed entry (node.StateMachine). It returns the
+// answer to the client that sent it.
+func (h *Host) Apply(e raft.Entry) []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.applied = e.Index
+	if e.Type != raft.EntryNormal {
+		return nil
+	}
+	ent, err := decodeEntry(e.Data)
+	if err != nil {
+		// Every replica refuses the same bytes the same way.
+		h.cfg.Logger.Warn("sm: undecodable entry", "index", e.Index, "err", err)
+		return answer(stFailed, []byte(err.Error()))
+	}
+	h.clock = max(h.clock, ent.time)
+	h.subs.dropClients(h.sessions.expire(h.clock, h.cfg.SessionTimeout))
+	switch ent.op {
+	case opOpenSession:
+		h.sessions.open(e.Index, h.clock)
+		return answer(stOK, binary.AppendUvarint(nil, e.Index))
+	case opCloseSession:
+		h.sessions.close(ent.req.client)
+		h.subs.dropClients([]uint64{ent.req.client})
+		return answer(stOK, nil)
+	}
+	return h.applyCommand(e, ent)
+}
+
+// applyCommand runs a command once per session and sequence number: a
+// retry gets the answer the first attempt got.
+func (h *Host) applyCommand(e raft.Entry, ent entry) []byte {
+	r := ent.req
+	s := h.sessions.get(r.client)
+	if s == nil {
+		return answer(stSessionExpired, nil)
+	}
+	s.last = h.clock
+	if a, done := s.answered(r.seq, r.low); done {
+		return a
+	}
+	a := h.run(e, ent)
+	s.record(r.seq, a)
+	return a
+}
+
+// run calls the command's handler, or registers or ends a subscription.
+func (h *Host) run(e raft.Entry, ent entry) []byte {
+	r := ent.req
+	switch ent.op {
+	case opSubscribe:
+		h.subs.add(&registration{id: e.Index, client: r.client, key: subKey{r.machine, r.fn, string(r.payload)}})
+		return answer(stOK, binary.AppendUvarint(nil, e.Index))
+	case opUnsubscribe:
+		id, _ := binary.Uvarint(r.payload)
+		h.subs.remove(id)
+		return answer(stOK, nil)
+	}
+	m := h.machines[r.machine]
+	if m == nil || m.cmds[r.fn] == nil {
+		return answer(stNoFunction, nil)
+	}
+	apply := &Apply{Index: e.Index, Term: e.Term, Time: time.Unix(0, h.clock), machine: r.machine}
+	resp, err := m.cmds[r.fn](apply, r.payload)
+	if err != nil {
+		return answer(stFailed, []byte(err.Error()))
+	}
+	h.recordEvents(e.Index, apply.events)
+	return answer(stOK, resp)
+}
+
+// recordEvents keeps the events a command notified that someone listens
+// to, and wakes the subscribers waiting.
+func (h *Host) recordEvents(index uint64, evs []event) {
+	kept := false
+	for i, ev := range evs {
+		ev.id = EventID{Index: index, Sub: uint64(i)}
+		kept = h.subs.record(ev) || kept
+	}
+	if kept {
+		close(h.wake)
+		h.wake = make(chan struct{})
+	}
+}
+
+// query runs a query under the read lock. minApplied, if not zero, is the
+// index the state must have reached (a follower read).
+func (h *Host) query(machine, fn, minApplied uint64, payload []byte) (applied uint64, a []byte) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.applied < minApplied {
+		return h.applied, answer(stBehind, nil)
+	}
+	m := h.machines[machine]
+	if m == nil || m.qrys[fn] == nil {
+		return h.applied, answer(stNoFunction, nil)
+	}
+	resp, err := m.qrys[fn](&Read{Applied: h.applied}, payload)
+	if err != nil {
+		return h.applied, answer(stFailed, []byte(err.Error()))
+	}
+	return h.applied, answer(stOK, resp)
+}
+
+// snapshotVersion is the first byte of a host snapshot.
+const snapshotVersion = 1
+
+// Snapshot encodes the host's whole state (node.Snapshotter): the
+// framework's clock and sessions, then every machine's snapshot, in id
+// order.
+func (h *Host) Snapshot() ([]byte, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	b := []byte{snapshotVersion}
+	b = binary.AppendVarint(b, h.clock)
+	b = h.sessions.appendBinary(b)
+	b = h.subs.appendBinary(b)
+	ids := slices.Sorted(func(yield func(uint64) bool) {
+		for id := range h.machines {
+			if !yield(id) {
+				return
+			}
+		}
+	})
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		data, err := h.machines[id].state.Snapshot()
+		if err != nil {
+			return nil, fmt.Errorf("sm: snapshot of machine %q: %w", h.machines[id].name, err)
+		}
+		b = appendBytes(binary.AppendUvarint(b, id), data)
+	}
+	return b, nil
+}
+
+// Restore replaces the host's state with a snapshot's (node.Snapshotter).
+// A snapshot naming a machine this host does not carry is refused: its
+// state would be lost. A failed restore may leave machines restored in
+// part; the node stops on it.
+func (h *Host) Restore(meta raft.SnapshotMeta, data []byte) error {
+	if len(data) == 0 || data[0] != snapshotVersion {
+		return fmt.Errorf("%w: snapshot version", ErrCorrupt)
+	}
+	d := decoder{b: data[1:]}
+	clock := d.varint()
+	sess, err := decodeSessions(&d)
+	if err != nil {
+		return err
+	}
+	subs := decodeSubscriptions(&d, h.cfg.RetainEvents)
+	states := map[uint64][]byte{}
+	for n := d.count(); n > 0 && d.err == nil; n-- {
+		id := d.uvarint()
+		states[id] = d.bytes()
+	}
+	if err := d.done(); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.restoreMachines(states); err != nil {
+		return err
+	}
+	h.applied, h.clock, h.sessions, h.subs = meta.Index, clock, sess, subs
+	close(h.wake) // the window changed under waiting subscribers
+	h.wake = make(chan struct{})
+	return nil
+}
+
+// ErrUnknownMachine reports a snapshot holding a machine the host lacks.
+var ErrUnknownMachine = errors.New("sm: snapshot holds a machine this host does not carry")
+
+func (h *Host) restoreMachines(states map[uint64][]byte) error {
+	for id := range states {
+		if h.machines[id] == nil {
+			return fmt.Errorf("%w: id %d", ErrUnknownMachine, id)
+		}
+	}
+	for id, m := range h.machines {
+		if err := m.state.Restore(states[id]); err != nil {
+			return fmt.Errorf("sm: restore machine %q: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// events answers a poll of subscription id after the given event: the
+// events, or nil and a channel closed when more are recorded.
+func (h *Host) events(id uint64, after EventID, most int) ([]byte, <-chan struct{}) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	r := h.subs.byID[id]
+	if r == nil {
+		return reply(stNoSubscription, h.applied, nil), nil
+	}
+	evs, compacted := h.subs.after(r, after, most)
+	switch {
+	case compacted:
+		return reply(stCompacted, h.applied, nil), nil
+	case len(evs) > 0:
+		return reply(stOK, h.applied, appendEvents(nil, evs)), nil
+	}
+	return nil, h.wake
+}

@@ -1,0 +1,225 @@
+package sm
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/bifrost-go/bifrost/rpc"
+)
+
+// Errors of subscriptions.
+var (
+	// ErrCompacted is wrapped by the *CompactedError a subscriber gets
+	// when events it had not seen fell out of the retention window.
+	ErrCompacted = errors.New("sm: events compacted")
+	// ErrSubscriptionGone: the subscription ended (its session expired,
+	// or it was ended) while the subscriber still read it.
+	ErrSubscriptionGone = errors.New("sm: subscription gone")
+)
+
+// CompactedError tells a subscriber that fell behind the window where to
+// resync: read the state (it is at Index or later), then subscribe anew.
+type CompactedError struct{ Index uint64 }
+
+func (e *CompactedError) Error() string {
+	return fmt.Sprintf("%v: resync from index %d", ErrCompacted, e.Index)
+}
+
+// Unwrap makes errors.Is(err, ErrCompacted) hold.
+func (e *CompactedError) Unwrap() error { return ErrCompacted }
+
+// Subscription is a kind of event a machine notifies, with a parameter
+// K that subscribers choose (struct{} for none): the seed's
+// "def sub on_key_inserted(k) -> V". Its key includes the machine and the
+// function, so two subscriptions never collide.
+type Subscription[K, E any] struct {
+	fn
+	key rpc.Codec[K]
+	ev  rpc.Codec[E]
+}
+
+// NewSubscription returns the subscription called name of machine.
+func NewSubscription[K, E any](machine, name string) *Subscription[K, E] {
+	return &Subscription[K, E]{fn: newFn(machine, name), key: rpc.NewCodec[K](), ev: rpc.NewCodec[E]()}
+}
+
+// String returns "machine.name".
+func (s *Subscription[K, E]) String() string { return s.description }
+
+// Notify records, from inside a command of s's machine, the event ev for
+// the subscribers of s with parameter key. Every replica records it;
+// subscribers receive it once the command applied, in log order. A
+// command that fails notifies nothing.
+func Notify[K, E any](a *Apply, s *Subscription[K, E], key K, ev E) error {
+	if a.machine != s.machineID {
+		return fmt.Errorf("sm: %s notified from another machine's command", s)
+	}
+	k, err := s.key.Append(nil, key)
+	if err != nil {
+		return err
+	}
+	p, err := s.ev.Append(nil, ev)
+	if err != nil {
+		return err
+	}
+	a.events = append(a.events, event{key: subKey{s.machineID, s.functionID, string(k)}, payload: p})
+	return nil
+}
+
+// Event is one notification a subscriber receives.
+type Event[E any] struct {
+	ID    EventID
+	Value E
+}
+
+// Stream is an open subscription: its events, in order, each once,
+// from its registration on, across leader changes. Not safe for
+// concurrent use.
+type Stream[E any] struct {
+	c       *Client
+	id      uint64
+	machine uint64
+	fn      uint64
+	ev      rpc.Codec[E]
+	after   EventID
+	buf     []event
+}
+
+// Open registers a subscription to s with parameter key and returns once
+// every replica will record its events.
+func (s *Subscription[K, E]) Open(ctx context.Context, c *Client, key K) (*Stream[E], error) {
+	k, err := s.key.Append(nil, key)
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.subscribe(ctx, s.machineID, s.functionID, k)
+	if err != nil {
+		return nil, err
+	}
+	return &Stream[E]{c: c, id: id, machine: s.machineID, fn: s.functionID, ev: s.ev, after: EventID{Index: id}}, nil
+}
+
+// Index is the log index of the registration: the stream holds the
+// events of the commands after it.
+func (st *Stream[E]) Index() uint64 { return st.id }
+
+// Next waits for the next event. It fails with ctx's error, a
+// *CompactedError if the stream fell behind the retention window, or
+// ErrSubscriptionGone.
+func (st *Stream[E]) Next(ctx context.Context) (Event[E], error) {
+	for len(st.buf) == 0 {
+		evs, err := st.c.poll(ctx, st.id, st.after)
+		if err != nil {
+			return Event[E]{}, err
+		}
+		st.buf = evs
+	}
+	e := st.buf[0]
+	st.buf = st.buf[1:]
+	st.after = e.id
+	v, err := st.ev.Decode(e.payload)
+	return Event[E]{ID: e.id, Value: v}, err
+}
+
+// Close ends the subscription on the group, best effort, even once ctx
+// ended.
+func (st *Stream[E]) Close(ctx context.Context) {
+	st.c.unsubscribe(ctx, st.machine, st.fn, st.id)
+}
+
+// Subscribe opens a subscription to s with parameter key and yields its
+// events (see Stream) until ctx ends, the stream fails, or the loop
+// breaks; the subscription is then closed.
+func (s *Subscription[K, E]) Subscribe(ctx context.Context, c *Client, key K) iter.Seq2[Event[E], error] {
+	return func(yield func(Event[E], error) bool) {
+		st, err := s.Open(ctx, c, key)
+		if err != nil {
+			yield(Event[E]{}, err)
+			return
+		}
+		defer st.Close(ctx)
+		for {
+			ev, err := st.Next(ctx)
+			if !yield(ev, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Watch calls fn with each event of the subscription, as Subscribe
+// yields them, until ctx ends (nil) or the subscription fails.
+func (s *Subscription[K, E]) Watch(ctx context.Context, c *Client, key K, fn func(Event[E])) error {
+	for ev, err := range s.Subscribe(ctx, c, key) {
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		fn(ev)
+	}
+	return nil
+}
+
+func (c *Client) subscribe(ctx context.Context, machine, fn uint64, key []byte) (uint64, error) {
+	data, err := c.framework(ctx, opSubscribe, machine, fn, key)
+	if err != nil {
+		return 0, err
+	}
+	id, n := binary.Uvarint(data)
+	if n <= 0 {
+		return 0, fmt.Errorf("%w: subscription id", ErrCorrupt)
+	}
+	return id, nil
+}
+
+// unsubscribe ends a subscription, best effort, even once ctx ended.
+func (c *Client) unsubscribe(ctx context.Context, machine, fn, id uint64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	c.framework(ctx, opUnsubscribe, machine, fn, binary.AppendUvarint(nil, id))
+}
+
+// poll waits for the events of subscription id after the given one.
+func (c *Client) poll(ctx context.Context, id uint64, after EventID) ([]event, error) {
+	req := appendEventID(binary.AppendUvarint(nil, id), after)
+	rep, err := c.call(ctx, c.m.poll, req, false)
+	if err != nil {
+		return nil, err
+	}
+	switch rep.status {
+	case stCompacted:
+		return nil, &CompactedError{Index: rep.index}
+	case stNoSubscription:
+		return nil, ErrSubscriptionGone
+	}
+	data, err := result(rep)
+	if err != nil {
+		return nil, err
+	}
+	return decodeEvents(data)
+}
+
+func appendEvents(b []byte, evs []event) []byte {
+	b = binary.AppendUvarint(b, uint64(len(evs)))
+	for _, e := range evs {
+		b = appendBytes(appendEventID(b, e.id), e.payload)
+	}
+	return b
+}
+
+func decodeEvents(p []byte) ([]event, error) {
+	d := decoder{b: p}
+	var evs []event
+	for n := d.count(); n > 0 && d.err == nil; n-- {
+		e := event{id: decodeEventID(&d)}
+		e.payload = d.bytes()
+		evs = append(evs, e)
+	}
+	return evs, d.done()
+}

@@ -1,0 +1,182 @@
+package sm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bifrost-go/bifrost/raft"
+)
+
+// Every subscriber sees every change of its key, in order, each once,
+// while the leader changes again and again under the writes.
+func TestSubscribersSeeEveryEventAcrossLeaderChanges(t *testing.T) {
+	g := newGroup(t, 3, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	const writes, transfers = 200, 10
+	sub := g.client()
+	// Open returns once the subscriptions are registered on the group.
+	one, err := testMap.keyInserted.Open(ctx, sub, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := testMap.inserted.Open(ctx, sub, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan error, 2)
+	go func() {
+		results <- expectValues(ctx, writes, func() (string, error) { ev, err := one.Next(ctx); return ev.Value, err })
+	}()
+	go func() {
+		results <- expectValues(ctx, writes, func() (string, error) {
+			for {
+				ev, err := all.Next(ctx)
+				if err != nil || ev.Value.K == "k" {
+					return ev.Value.V, err
+				}
+			}
+		})
+	}()
+	w := g.client()
+	lastTransfer := 0
+	for i := range writes {
+		if _, _, err := testMap.Insert(ctx, w, "k", fmt.Sprint(i)); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if _, _, err := testMap.Insert(ctx, w, "other", fmt.Sprint(i)); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if i%(writes/transfers) == writes/transfers-1 {
+			lead := g.leader(ctx)
+			if err := lead.node.TransferLeadership(ctx, lead.id%3+1); err == nil {
+				lastTransfer++
+			}
+		}
+	}
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+	if lastTransfer < transfers/2 {
+		t.Errorf("only %d of %d leadership transfers happened", lastTransfer, transfers)
+	}
+}
+
+// expectValues reads n values with next and checks they are "0", "1",
+// ... in order: none lost, duplicated or reordered.
+func expectValues(ctx context.Context, n int, next func() (string, error)) error {
+	for i := range n {
+		v, err := next()
+		if err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+		if v != fmt.Sprint(i) {
+			return fmt.Errorf("event %d is %q, want %q: lost, duplicated or reordered", i, v, fmt.Sprint(i))
+		}
+	}
+	return nil
+}
+
+// subscriptionCount is how many subscriptions the host holds.
+func (h *Host) subscriptionCount() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs.byID)
+}
+
+// pollNow is a poll on the host, without waiting.
+func (l *hostLog) pollNow(id uint64, after EventID) (parsedReply, []event) {
+	l.t.Helper()
+	a, _ := l.h.events(id, after, 100)
+	if a == nil {
+		return parsedReply{status: stOK}, nil
+	}
+	r, err := parseReply(a)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if r.status != stOK {
+		return r, nil
+	}
+	evs, err := decodeEvents(r.data)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return r, evs
+}
+
+func (l *hostLog) subscribe(at time.Duration, client, seq uint64) uint64 {
+	l.t.Helper()
+	ch := testCounter.changed
+	r := request{client: client, seq: seq, low: seq, machine: ch.machineID, fn: ch.functionID}
+	rep := l.apply(opSubscribe, at, r.appendBinary(nil))
+	if rep.status != stOK {
+		l.t.Fatalf("subscribe: status %d", rep.status)
+	}
+	return l.index
+}
+
+// A subscriber that falls behind the window is told where to resync; a
+// subscription survives a snapshot; an expired session takes its
+// subscriptions along.
+func TestSubscriptionWindowSnapshotAndExpiry(t *testing.T) {
+	l := newHostLog(t, HostConfig{RetainEvents: 5, SessionTimeout: time.Second})
+	c := l.open(0)
+	sub := l.subscribe(0, c, 1)
+	for i := range 3 {
+		l.add(time.Duration(i), c, uint64(i+2), uint64(i+2), 1)
+	}
+	if _, evs := l.pollNow(sub, EventID{}); len(evs) != 3 {
+		t.Fatalf("%d events, want 3", len(evs))
+	}
+	for i := range 10 {
+		l.add(time.Duration(i), c, uint64(i+5), uint64(i+5), 1)
+	}
+	r, _ := l.pollNow(sub, EventID{})
+	if r.status != stCompacted || r.index != l.index {
+		t.Errorf("poll from the start past the window: status %d index %d, want compacted at %d", r.status, r.index, l.index)
+	}
+	snap, err := l.h.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := newHostLog(t, HostConfig{RetainEvents: 5, SessionTimeout: time.Second})
+	if err := restored.h.Restore(raft.SnapshotMeta{Index: l.index, Term: 1}, snap); err != nil {
+		t.Fatal(err)
+	}
+	restored.index = l.index
+	_, before := l.pollNow(sub, EventID{Index: l.index - 2})
+	_, after := restored.pollNow(sub, EventID{Index: l.index - 2})
+	if len(before) != 2 || len(after) != 2 {
+		t.Errorf("events after a restore: %d, before %d; want 2", len(after), len(before))
+	}
+	other := restored.open(5 * time.Second) // the subscriber's session expires
+	restored.add(5*time.Second, other, 1, 1, 1)
+	if r, _ := restored.pollNow(sub, EventID{}); r.status != stNoSubscription {
+		t.Errorf("poll after the session expired: status %d, want no subscription", r.status)
+	}
+	if n := restored.h.subscriptionCount(); n != 0 {
+		t.Errorf("%d subscriptions left after expiry", n)
+	}
+}
+
+func TestCompactedErrorIs(t *testing.T) {
+	var err error = &CompactedError{Index: 4}
+	if !errors.Is(err, ErrCompacted) {
+		t.Errorf("%v is not ErrCompacted", err)
+	}
+}
+
+func FuzzDecodeEvents(f *testing.F) {
+	f.Add(appendEvents(nil, []event{{id: EventID{3, 1}, payload: []byte("x")}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := decodeEvents(b); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("error %v does not wrap ErrCorrupt", err)
+		}
+	})
+}
