@@ -13,17 +13,21 @@
 //     context.Context for a scope, with a default outside it. The Rust
 //     original binds to a thread; Go has none, so bindings ride on the
 //     context and follow a request across goroutines.
+//
 //   - [github.com/bifrost-go/bifrost/rpc]: many services on one port,
 //     many concurrent calls on one connection, typed methods through
 //     generics with no generated code, deadlines and cancellation carried
 //     on the wire, and a client pool keyed by address.
+//
 //   - [github.com/bifrost-go/bifrost/raft]: the raft consensus core, a pure
 //     state machine that takes messages and ticks and says what to
 //     persist, send and apply. It reads no clock and does no I/O, which is
 //     what lets [github.com/bifrost-go/bifrost/raft/rafttest] run
 //     thousands of seeded fault schedules a second.
+//
 //   - [github.com/bifrost-go/bifrost/raft/wal]: the durable log, with
 //     checksummed records, group commit and torn-tail recovery.
+//
 //   - [github.com/bifrost-go/bifrost/raft/node]: a raft group member for
 //     real: one driver goroutine joining the core to a clock, storage and
 //     a transport on package rpc through the core's own Ready protocol
@@ -35,6 +39,7 @@
 //     once for server and client, exactly-once client sessions, events
 //     delivered in order across leader changes; Value, Map and Number
 //     built in.
+//
 //   - [github.com/bifrost-go/bifrost/chash]: the weighted consistent-hashing
 //     ring, a pure value (it imports nothing of the project).
 //
