@@ -22,9 +22,11 @@
 // Restart from what their disk synced. Heal ends every fault.
 //
 // After every input to a core (a tick, a message, a proposal) the
-// simulator acts as the driver of the raft package doc: it sends
-// Ready.Messages, writes HardState and Entries, and once they are durable
-// sends Ready.AfterPersist, applies Ready.Committed and calls Advance.
+// simulator runs the node's raft.Driver, the Ready protocol raft/node
+// runs too, with a raft.Host of its own (host.go): the wire, the disk and
+// the application are simulated, the protocol is the one that ships. The
+// checks watch every call of the Host: what is sent, written, restored
+// and applied.
 // With Faults.DiskDelay the write takes time, during which the node keeps
 // stepping messages and ticking (so a leader hears acknowledgements before
 // its own write is durable); a crash meanwhile keeps only a prefix of the
