@@ -16,6 +16,8 @@ import (
 
 // member is one node of a loopback group with its rpc plumbing.
 type member struct {
+	addr      string
+	state     node.StateMachine
 	node      *node.Node
 	server    *rpc.Server
 	pool, ctl *rpc.Pool
@@ -38,7 +40,7 @@ func (m *member) stop(b *testing.B) {
 func startMember(b *testing.B, id uint64, ln net.Listener, addrs map[uint64]string, voters []uint64, dir string,
 	sm node.StateMachine, tweak func(*node.Config)) *member {
 	b.Helper()
-	m := &member{served: make(chan error, 1)}
+	m := &member{addr: ln.Addr().String(), state: sm, served: make(chan error, 1)}
 	var err error
 	if m.server, err = rpc.NewServer(rpc.Config{}); err != nil {
 		b.Fatal(err)
