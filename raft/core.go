@@ -3,6 +3,7 @@ package raft
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 )
@@ -102,10 +103,11 @@ type Config struct {
 	// MaxInflight caps the unacknowledged MsgApp per follower while
 	// pipelining. Default 256.
 	MaxInflight int
-	// MaxWriteBytes caps the entry bytes one Ready hands out to be
-	// written (at least one entry goes), so that one write takes bounded
-	// time however large the proposals waiting: the rest goes in the next
-	// Readys. Default 4 MiB.
+	// MaxWriteBytes caps the entry bytes one of a leader's Readys hands
+	// out to be written (at least one entry goes), so that its write
+	// takes bounded time however large the proposals waiting: the rest
+	// goes in the next Readys, and the leader replicates only what it
+	// handed out. Default 4 MiB.
 	MaxWriteBytes int
 	// WriteStallTicks is how long a leader's write may stay in flight
 	// (from Ready to Advance) before the leader steps down: a leader
@@ -423,7 +425,13 @@ func (c *Core) HasReady() bool {
 // Committed. The caller then calls Advance with it before the next Ready.
 // The slices are the caller's to read; the core never writes to them again.
 func (c *Core) Ready() Ready {
-	ents := c.log.unstable(c.cfg.MaxWriteBytes)
+	// Only a leader's write is bounded: a follower's or candidate's
+	// acknowledgements and vote requests speak for its whole log.
+	limit := math.MaxInt
+	if c.role == RoleLeader {
+		limit = c.cfg.MaxWriteBytes
+	}
+	ents := c.log.unstable(limit)
 	if n := len(ents); n > 0 {
 		c.log.handed = max(c.log.handed, ents[n-1].Index)
 	}
@@ -452,14 +460,20 @@ func (c *Core) Ready() Ready {
 	return rd
 }
 
-// splitAcks parts msgs into those this Ready's write makes true and the
-// append acknowledgements of entries it does not hand out yet, which wait
-// for a later Ready.
+// splitAcks parts msgs into those this Ready's write makes true and
+// those that speak for entries it does not hand out yet (append
+// acknowledgements, vote requests naming the last index), which wait for
+// a later Ready. One that speaks for entries the log no longer holds is
+// dropped.
 func (c *Core) splitAcks(msgs []Message) (now, later []Message) {
 	for _, m := range msgs {
-		if m.Type == MsgAppResp && !m.Reject && m.Index > c.log.handed {
+		logClaim := m.Type == MsgAppResp && !m.Reject || m.Type == MsgVote || m.Type == MsgPreVote
+		switch {
+		case logClaim && m.Index > c.log.lastIndex():
+			continue // the entries it speaks for were replaced since: never true
+		case logClaim && m.Index > c.log.handed:
 			later = append(later, m)
-		} else {
+		default:
 			now = append(now, m)
 		}
 	}

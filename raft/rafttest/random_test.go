@@ -60,6 +60,7 @@ var soakSeeds = []uint64{
 	68430,  // an overwrite judged against a commit made after the decision
 	105113, // a stale configuration and raised term never rejoined
 	140575, // vote requests judged after an append undid the promotion
+	301231, // a vote request claimed entries a partial Ready had not written
 }
 
 func TestSoakSeeds(t *testing.T) {
