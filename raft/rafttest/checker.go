@@ -313,7 +313,7 @@ func (c *Cluster) save(n *node, rd *raft.Ready, torn bool) {
 		c.installSnapshot(n, rd.Snapshot)
 	}
 	if len(rd.Entries) > 0 {
-		c.saveEntries(n, rd.Entries, torn)
+		c.saveEntries(n, rd.Entries, rd.Term, torn)
 	}
 	if rd.HardStateChanged {
 		c.saveHardState(n, rd.HardState)
@@ -323,7 +323,7 @@ func (c *Cluster) save(n *node, rd *raft.Ready, torn bool) {
 	}
 }
 
-func (c *Cluster) saveEntries(n *node, ents []raft.Entry, torn bool) {
+func (c *Cluster) saveEntries(n *node, ents []raft.Entry, term uint64, torn bool) {
 	// Truncate only on a real conflict: a Ready that shortens the log must
 	// replace at least one entry with one of another term. (A torn write
 	// may keep only the matching head of a conflicting Ready.)
@@ -341,11 +341,17 @@ func (c *Cluster) saveEntries(n *node, ents []raft.Entry, torn bool) {
 	// write it, and meanwhile the newer leader commits the old entry on a
 	// quorum without this node (its disk stalled, say). That
 	// is safe; the node's next append from that leader repairs its log.
+	// And only by a leader of the term that committed it or a later one:
+	// a stale leader cut off from the majority may still repair a node
+	// that missed the newer terms, replacing an entry that a quorum
+	// without this node committed after that leader's term began. Leader
+	// completeness binds the leaders after the commit, not before.
 	committed := n.writingCommit
 	for i := range ents {
 		e := &ents[i]
 		overwrites := e.Index <= n.disk.lastIndex() && n.disk.term(e.Index) != e.Term
-		if overwrites && e.Index <= committed && n.disk.chainAt(e.Index) == c.check.commitChain[e.Index-1] {
+		if overwrites && e.Index <= committed && n.disk.chainAt(e.Index) == c.check.commitChain[e.Index-1] &&
+			term >= c.check.commitTerm[e.Index-1] {
 			c.Fatalf("node %d overwrote committed index %d (term %d) with term %d", n.id, e.Index, n.disk.term(e.Index), e.Term)
 		}
 	}

@@ -61,6 +61,7 @@ var soakSeeds = []uint64{
 	105113, // a stale configuration and raised term never rejoined
 	140575, // vote requests judged after an append undid the promotion
 	301231, // a vote request claimed entries a partial Ready had not written
+	314249, // a stale leader repaired a node over an entry committed in a later term
 }
 
 func TestSoakSeeds(t *testing.T) {
