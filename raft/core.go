@@ -460,6 +460,12 @@ func (c *Core) Ready() Ready {
 	return rd
 }
 
+// unhanded reports whether m is an append of entries no Ready handed out.
+func (c *Core) unhanded(m Message) bool {
+	n := len(m.Entries)
+	return m.Type == MsgApp && n > 0 && m.Entries[n-1].Index > c.log.handed
+}
+
 // splitAcks parts msgs into those this Ready's write makes true and
 // those that speak for entries it does not hand out yet (append
 // acknowledgements, vote requests naming the last index), which wait for
@@ -488,10 +494,15 @@ func (c *Core) splitAcks(msgs []Message) (now, later []Message) {
 // so that entries never leave before the Ready that writes them and new
 // proposals gather into one batch.
 func (c *Core) TakeMessages() []Message {
+	if !slices.ContainsFunc(c.msgs, c.unhanded) {
+		msgs := c.msgs // the common case: all of them go, no copy
+		c.msgs = nil
+		return msgs
+	}
 	var out []Message
 	kept := c.msgs[:0]
 	for _, m := range c.msgs {
-		if n := len(m.Entries); m.Type == MsgApp && n > 0 && m.Entries[n-1].Index > c.log.handed {
+		if c.unhanded(m) {
 			kept = append(kept, m)
 			continue
 		}

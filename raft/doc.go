@@ -32,7 +32,8 @@
 //		case p := <-proposals:
 //			core.Propose(p)
 //		case <-host.synced: // a write host.Write left in flight is durable
-//			err = d.Synced()
+//			err = d.Synced() // and runs on, as Run does
+//			continue
 //		}
 //		err = d.Run()
 //	}

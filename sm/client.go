@@ -152,8 +152,11 @@ func (c *Client) framework(ctx context.Context, op byte, machine, fn uint64, pay
 }
 
 func (c *Client) query(ctx context.Context, mode ReadMode, machine, fn uint64, payload []byte) ([]byte, error) {
-	req := []byte{byte(mode)}
-	req = binary.AppendUvarint(req, c.Seen()*boolToUint(mode == Follower))
+	var minApplied uint64 // only a follower read waits for what the client saw
+	if mode == Follower {
+		minApplied = c.Seen()
+	}
+	req := binary.AppendUvarint([]byte{byte(mode)}, minApplied)
 	req = binary.AppendUvarint(req, machine)
 	req = binary.AppendUvarint(req, fn)
 	rep, err := c.call(ctx, c.m.query, append(req, payload...), mode == Follower)
@@ -161,13 +164,6 @@ func (c *Client) query(ctx context.Context, mode ReadMode, machine, fn uint64, p
 		return nil, err
 	}
 	return result(rep)
-}
-
-func boolToUint(b bool) uint64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // result turns a final answer into the caller's result.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -206,13 +207,7 @@ func (h *Host) Snapshot() ([]byte, error) {
 	b = binary.AppendVarint(b, h.clock)
 	b = h.sessions.appendBinary(b)
 	b = h.subs.appendBinary(b)
-	ids := slices.Sorted(func(yield func(uint64) bool) {
-		for id := range h.machines {
-			if !yield(id) {
-				return
-			}
-		}
-	})
+	ids := slices.Sorted(maps.Keys(h.machines))
 	b = binary.AppendUvarint(b, uint64(len(ids)))
 	for _, id := range ids {
 		data, err := h.machines[id].state.Snapshot()

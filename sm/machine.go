@@ -41,38 +41,39 @@ func newFn(machine, name string) fn {
 		description: machine + "." + name}
 }
 
-// Command is a function that changes a machine's state: it goes through
-// the log and applies on every replica, exactly once per call.
-type Command[Req, Resp any] struct {
+// String returns "machine.name".
+func (f fn) String() string { return f.description }
+
+// typedFn is a function with its request and answer encodings.
+type typedFn[Req, Resp any] struct {
 	fn
 	req  rpc.Codec[Req]
 	resp rpc.Codec[Resp]
 }
+
+func newTypedFn[Req, Resp any](machine, name string) typedFn[Req, Resp] {
+	return typedFn[Req, Resp]{fn: newFn(machine, name), req: rpc.NewCodec[Req](), resp: rpc.NewCodec[Resp]()}
+}
+
+// Command is a function that changes a machine's state: it goes through
+// the log and applies on every replica, exactly once per call. Its
+// String is "machine.name".
+type Command[Req, Resp any] struct{ typedFn[Req, Resp] }
 
 // NewCommand returns the command called name of the machine called
 // machine, taking Req and answering Resp.
 func NewCommand[Req, Resp any](machine, name string) *Command[Req, Resp] {
-	return &Command[Req, Resp]{fn: newFn(machine, name), req: rpc.NewCodec[Req](), resp: rpc.NewCodec[Resp]()}
+	return &Command[Req, Resp]{newTypedFn[Req, Resp](machine, name)}
 }
-
-// String returns "machine.name".
-func (c *Command[Req, Resp]) String() string { return c.description }
 
 // Query is a function that reads a machine's state without changing it;
-// it runs on one replica, outside the log.
-type Query[Req, Resp any] struct {
-	fn
-	req  rpc.Codec[Req]
-	resp rpc.Codec[Resp]
-}
+// it runs on one replica, outside the log. Its String is "machine.name".
+type Query[Req, Resp any] struct{ typedFn[Req, Resp] }
 
 // NewQuery returns the query called name of the machine called machine.
 func NewQuery[Req, Resp any](machine, name string) *Query[Req, Resp] {
-	return &Query[Req, Resp]{fn: newFn(machine, name), req: rpc.NewCodec[Req](), resp: rpc.NewCodec[Resp]()}
+	return &Query[Req, Resp]{newTypedFn[Req, Resp](machine, name)}
 }
-
-// String returns "machine.name".
-func (q *Query[Req, Resp]) String() string { return q.description }
 
 // Apply is what a command handler may know besides its request: facts
 // the leader stamped into the log entry, the same on every replica. A
@@ -142,7 +143,7 @@ func (m *Machine) Name() string { return m.name }
 // command counts as applied (a retry gets the same error), so h must
 // leave the state as it was when it fails.
 func HandleCommand[Req, Resp any](m *Machine, c *Command[Req, Resp], h func(a *Apply, req Req) (Resp, error)) {
-	if !m.owns(c.fn, m.cmds) {
+	if !m.owns(c.fn) {
 		return
 	}
 	m.cmds[c.functionID] = func(a *Apply, payload []byte) ([]byte, error) {
@@ -164,7 +165,7 @@ func HandleCommand[Req, Resp any](m *Machine, c *Command[Req, Resp], h func(a *A
 // there would make replicas diverge. Queries get no Apply, so they cannot
 // see the log's time either.
 func HandleQuery[Req, Resp any](m *Machine, q *Query[Req, Resp], h func(r *Read, req Req) (Resp, error)) {
-	if !m.owns(q.fn, m.qrys) {
+	if !m.owns(q.fn) {
 		return
 	}
 	m.qrys[q.functionID] = func(r *Read, payload []byte) ([]byte, error) {
@@ -180,8 +181,8 @@ func HandleQuery[Req, Resp any](m *Machine, q *Query[Req, Resp], h func(r *Read,
 	}
 }
 
-// owns checks that f belongs to m and is not registered yet in table.
-func owns[H any](m *Machine, f fn, table map[uint64]H) bool {
+// owns checks that f belongs to m and is not registered on it yet.
+func (m *Machine) owns(f fn) bool {
 	switch {
 	case f.machineID != m.id:
 		m.fail(fmt.Errorf("sm: %s registered on machine %q", f.description, m.name))
@@ -190,17 +191,7 @@ func owns[H any](m *Machine, f fn, table map[uint64]H) bool {
 		m.fail(fmt.Errorf("%w: %s", ErrDuplicate, f.description))
 		return false
 	}
-	_ = table
 	return true
-}
-
-func (m *Machine) owns(f fn, table any) bool {
-	switch t := table.(type) {
-	case map[uint64]cmdHandler:
-		return owns(m, f, t)
-	default:
-		return owns(m, f, t.(map[uint64]qryHandler))
-	}
 }
 
 func (m *Machine) fail(err error) {

@@ -47,9 +47,6 @@ func NewSubscription[K, E any](machine, name string) *Subscription[K, E] {
 	return &Subscription[K, E]{fn: newFn(machine, name), key: rpc.NewCodec[K](), ev: rpc.NewCodec[E]()}
 }
 
-// String returns "machine.name".
-func (s *Subscription[K, E]) String() string { return s.description }
-
 // Notify records, from inside a command of s's machine, the event ev for
 // the subscribers of s with parameter key. Every replica records it;
 // subscribers receive it once the command applied, in log order. A

@@ -29,10 +29,10 @@ func TestSubscribersSeeEveryEventAcrossLeaderChanges(t *testing.T) {
 	}
 	results := make(chan error, 2)
 	go func() {
-		results <- expectValues(ctx, writes, func() (string, error) { ev, err := one.Next(ctx); return ev.Value, err })
+		results <- expectValues(writes, func() (string, error) { ev, err := one.Next(ctx); return ev.Value, err })
 	}()
 	go func() {
-		results <- expectValues(ctx, writes, func() (string, error) {
+		results <- expectValues(writes, func() (string, error) {
 			for {
 				ev, err := all.Next(ctx)
 				if err != nil || ev.Value.K == "k" {
@@ -69,7 +69,7 @@ func TestSubscribersSeeEveryEventAcrossLeaderChanges(t *testing.T) {
 
 // expectValues reads n values with next and checks they are "0", "1",
 // ... in order: none lost, duplicated or reordered.
-func expectValues(ctx context.Context, n int, next func() (string, error)) error {
+func expectValues(n int, next func() (string, error)) error {
 	for i := range n {
 		v, err := next()
 		if err != nil {

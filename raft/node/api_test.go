@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -150,7 +151,7 @@ func TestStatusCountsAndLogsRoleChanges(t *testing.T) {
 			t.Errorf("leader %d: %d role and %d term changes, want at least 2 (candidate, leader) and 1", old, st.RoleChanges, st.TermChanges)
 		}
 		follower := old%3 + 1
-		if got, want := c.nodes[follower].Status().LeaderAddr, "mem:"+string(rune('0'+old)); got != want {
+		if got, want := c.nodes[follower].Status().LeaderAddr, fmt.Sprintf("mem:%d", old); got != want {
 			t.Errorf("follower %d: LeaderAddr %q, want %q", follower, got, want)
 		}
 		before := c.nodes[follower].Status()
