@@ -83,7 +83,7 @@ func benchSM(b *testing.B, callers int) {
 	}, nil)
 	var addrs []string
 	for _, m := range members {
-		if err := sm.Serve(m.server, "bench", m.state.(*sm.Host), m.node); err != nil {
+		if _, err := sm.Serve(m.server, "bench", m.state.(*sm.Host), m.node); err != nil {
 			b.Fatal(err)
 		}
 		if m.node == lead {

@@ -61,9 +61,13 @@ type ClientConfig struct {
 type Client struct {
 	cfg ClientConfig
 	m   methods
+	lis *listener
 
 	mu       sync.Mutex // protects the following
-	session  uint64     // the client id of the session, 0 before one is open
+	closed   bool
+	session  uint64        // the client id of the session, 0 before one is open
+	timeout  time.Duration // the session's timeout, as the host said
+	lastSent time.Time     // when the client last sent a command
 	opening  chan struct{}
 	seq      uint64              // the last sequence number handed out
 	inflight map[uint64]struct{} // sequence numbers waiting for answers
@@ -79,8 +83,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	cfg.RetryBackoff = cmp.Or(cfg.RetryBackoff, 10*time.Millisecond)
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, time.Second)
 	cfg.Servers = slices.Clone(cfg.Servers)
-	return &Client{cfg: cfg, m: newMethods(cfg.Group), inflight: map[uint64]struct{}{},
-		target: cfg.Servers[0]}, nil
+	c := &Client{cfg: cfg, m: newMethods(cfg.Group), inflight: map[uint64]struct{}{},
+		target: cfg.Servers[0], timeout: DefaultSessionTimeout}
+	c.lis = newListener(c)
+	return c, nil
 }
 
 // Seen returns the highest log index the client has seen an answer for:
@@ -132,23 +138,30 @@ func (c *Client) command(ctx context.Context, machine, fn uint64, payload []byte
 }
 
 // framework sends one request of op in the client's session until it
-// applies: a command, or a subscription's start or end.
+// applies: a command, or a subscription's start or end. A request that
+// finds its session expired and cannot have applied before, as no
+// attempt of it may have reached a log, goes again in a new session.
 func (c *Client) framework(ctx context.Context, op byte, machine, fn uint64, payload []byte) ([]byte, error) {
-	session, err := c.ensureSession(ctx)
-	if err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		session, err := c.ensureSession(ctx)
+		if err != nil {
+			return nil, err
+		}
+		seq, low := c.begin()
+		r := request{client: session, seq: seq, low: low, machine: machine, fn: fn, payload: payload}
+		rep, uncertain, err := c.callTracked(ctx, c.m.command, r.appendBinary([]byte{op}), false)
+		c.end(seq)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
+		if rep.status == stSessionExpired {
+			c.forgetSession(session)
+			if !uncertain && attempt == 0 {
+				continue
+			}
+		}
+		return result(rep)
 	}
-	seq, low := c.begin()
-	defer c.end(seq)
-	r := request{client: session, seq: seq, low: low, machine: machine, fn: fn, payload: payload}
-	rep, err := c.call(ctx, c.m.command, r.appendBinary([]byte{op}), false)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
-	}
-	if rep.status == stSessionExpired {
-		c.forgetSession(session)
-	}
-	return result(rep)
 }
 
 func (c *Client) query(ctx context.Context, mode ReadMode, machine, fn uint64, payload []byte) ([]byte, error) {
@@ -186,13 +199,25 @@ func result(rep parsedReply) ([]byte, error) {
 // call sends req to the member believed to lead (or, with anyMember,
 // to members in turn) until one gives a final answer or ctx ends.
 func (c *Client) call(ctx context.Context, m *rpc.Method[[]byte, []byte], req []byte, anyMember bool) (parsedReply, error) {
+	rep, _, err := c.callTracked(ctx, m, req, anyMember)
+	return rep, err
+}
+
+// callTracked is call, and reports whether an attempt may have taken
+// effect without the client hearing of it: one whose connection failed,
+// or whose answer was stUnknown.
+func (c *Client) callTracked(ctx context.Context, m *rpc.Method[[]byte, []byte], req []byte, anyMember bool) (_ parsedReply, uncertain bool, _ error) {
+	if c.isClosed() {
+		return parsedReply{}, false, ErrClosed
+	}
 	backoff := c.cfg.RetryBackoff
 	for {
 		addr := c.targetAddr()
 		rep, err := c.send(ctx, m, addr, req)
+		uncertain = uncertain || err != nil || rep.status == stUnknown
 		switch {
 		case ctx.Err() != nil:
-			return parsedReply{}, ctx.Err()
+			return parsedReply{}, uncertain, ctx.Err()
 		case err != nil, rep.status == stUnavailable, rep.status == stUnknown:
 			c.moveOn(addr, "")
 		case rep.status == stNotLeader:
@@ -204,10 +229,10 @@ func (c *Client) call(ctx context.Context, m *rpc.Method[[]byte, []byte], req []
 			continue
 		default:
 			c.saw(rep.index)
-			return rep, nil
+			return rep, uncertain, nil
 		}
 		if err := sleep(ctx, jitter(backoff)); err != nil {
-			return parsedReply{}, err
+			return parsedReply{}, uncertain, err
 		}
 		backoff = min(2*backoff, c.cfg.MaxBackoff)
 	}
@@ -274,9 +299,12 @@ func (c *Client) ensureSession(ctx context.Context) (uint64, error) {
 		}
 		c.opening = make(chan struct{})
 		c.mu.Unlock()
-		id, err := c.openSession(ctx)
+		id, timeout, err := c.openSession(ctx)
 		c.mu.Lock()
 		c.session = id
+		if err == nil {
+			c.timeout = timeout
+		}
 		close(c.opening)
 		c.opening = nil
 		c.mu.Unlock()
@@ -288,20 +316,21 @@ func (c *Client) ensureSession(ctx context.Context) (uint64, error) {
 
 // openSession opens a session; a retry of a lost answer may open two,
 // and the other one expires unused.
-func (c *Client) openSession(ctx context.Context) (uint64, error) {
+func (c *Client) openSession(ctx context.Context) (id uint64, timeout time.Duration, err error) {
 	rep, err := c.call(ctx, c.m.open, nil, false)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	data, err := result(rep)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	id, n := binary.Uvarint(data)
-	if n <= 0 || id == 0 {
-		return 0, fmt.Errorf("%w: session id", ErrCorrupt)
+	d := decoder{b: data}
+	id, timeout = d.uvarint(), time.Duration(d.uvarint())
+	if err := d.done(); err != nil || id == 0 || timeout <= 0 {
+		return 0, 0, fmt.Errorf("%w: session id", ErrCorrupt)
 	}
-	return id, nil
+	return id, timeout, nil
 }
 
 func (c *Client) forgetSession(id uint64) {
@@ -318,6 +347,7 @@ func (c *Client) forgetSession(id uint64) {
 func (c *Client) begin() (seq, low uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.lastSent = time.Now()
 	c.seq++
 	c.inflight[c.seq] = struct{}{}
 	low = c.seq
@@ -333,18 +363,46 @@ func (c *Client) end(seq uint64) {
 	delete(c.inflight, seq)
 }
 
-// Close closes the client's session, so that the host forgets it before
-// it expires. Commands still running fail.
+// quietFor reports whether the client has a session and sent no command
+// for d.
+func (c *Client) quietFor(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session != 0 && time.Since(c.lastSent) >= d
+}
+
+// keepAliveEvery is how often a client that only listens renews its
+// session: four times per timeout, so that one lost renewal or a slow
+// commit does not let it expire.
+func (c *Client) keepAliveEvery() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.timeout / 4
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Close ends the client's streams and closes its session, so that the
+// host forgets it, and its subscriptions, before it expires. Calls after
+// it fail with ErrClosed.
 func (c *Client) Close(ctx context.Context) error {
+	c.lis.close()
 	c.mu.Lock()
 	id := c.session
 	c.session = 0
 	c.mu.Unlock()
-	if id == 0 {
-		return nil
+	var err error
+	if id != 0 {
+		r := request{client: id}
+		_, err = c.call(ctx, c.m.close, r.appendBinary(nil), false)
 	}
-	r := request{client: id}
-	_, err := c.call(ctx, c.m.close, r.appendBinary(nil), false)
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	return err
 }
 

@@ -36,6 +36,7 @@ type member struct {
 	wal       *wal.WAL
 	host      *Host
 	node      *node.Node
+	sm        *Server
 	served    chan error
 }
 
@@ -107,7 +108,8 @@ func (g *group) start(id uint64, ln net.Listener) {
 	}
 	m.node, err = node.Start(cfg)
 	must(err)
-	must(Serve(m.server, "g", m.host, m.node))
+	m.sm, err = Serve(m.server, "g", m.host, m.node)
+	must(err)
 	go func() { m.served <- m.server.Serve(ln) }()
 	g.members[id] = m
 }
@@ -167,6 +169,11 @@ func (g *group) client(addrs ...string) *Client {
 	if err != nil {
 		g.t.Fatal(err)
 	}
+	g.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c.Close(ctx)
+	})
 	return c
 }
 

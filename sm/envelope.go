@@ -20,8 +20,10 @@ const (
 	opCommand      byte = 1 // a machine's command, in a session
 	opOpenSession  byte = 2 // opens a session; the answer is its client id
 	opCloseSession byte = 3 // closes the session of the request's client id
-	opSubscribe    byte = 4 // registers a subscription; the payload is its parameter
+	opSubscribe    byte = 4 // registers a subscription; the payload is subscribePayload
 	opUnsubscribe  byte = 5 // ends one; the payload is its id
+	opKeepAlive    byte = 6 // keeps the session of a client that only listens alive
+	opSubmit       byte = 7 // a machine's command issued by a member, outside any session
 )
 
 // ErrCorrupt reports bytes from the log, a snapshot or the network that
@@ -82,7 +84,7 @@ func decodeEntry(p []byte) (entry, error) {
 		if len(d.b) != 0 {
 			return e, fmt.Errorf("%w: %d bytes after a session open", ErrCorrupt, len(d.b))
 		}
-	case opCommand, opCloseSession, opSubscribe, opUnsubscribe:
+	case opCommand, opCloseSession, opSubscribe, opUnsubscribe, opKeepAlive, opSubmit:
 		var err error
 		e.req, err = decodeRequest(d.b)
 		return e, err

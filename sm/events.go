@@ -3,6 +3,7 @@ package sm
 import (
 	"cmp"
 	"encoding/binary"
+	"fmt"
 	"maps"
 	"slices"
 )
@@ -104,20 +105,157 @@ func (s *subscriptions) record(ev event) bool {
 	return true
 }
 
-// after returns up to max events of r after id, or compacted if some of
-// them fell out of the window.
-func (s *subscriptions) after(r *registration, id EventID, most int) (evs []event, compacted bool) {
-	id = maxID(id, EventID{Index: r.id})
-	if id.Compare(s.lost) < 0 {
-		return nil, true
+// pollSub is one subscription a poll asks about, and the id of the last
+// event its subscriber got.
+type pollSub struct {
+	id    uint64
+	after EventID
+}
+
+// subEvents is a poll's answer for one subscription: stOK and its next
+// events (maybe none), stCompacted or stNoSubscription.
+type subEvents struct {
+	status byte
+	events []event
+}
+
+// collect returns, for each of subs, up to most events in all after the
+// id it names, or why it gets none; found reports whether there is
+// anything to tell. It walks the window once from the oldest id asked
+// for, so a poll of many subscriptions costs the events since, not the
+// events times the subscriptions.
+func (s *subscriptions) collect(subs []pollSub, most int) (res []subEvents, found bool) {
+	res = make([]subEvents, len(subs))
+	after := make([]EventID, len(subs))
+	want := map[subKey][]int{} // the subscriptions asking, by key
+	var from EventID
+	for i, p := range subs {
+		res[i].status = stOK
+		r := s.byID[p.id]
+		if r == nil {
+			res[i].status, found = stNoSubscription, true
+			continue
+		}
+		// Events start after the registration.
+		after[i] = maxID(p.after, EventID{Index: r.id})
+		if after[i].Compare(s.lost) < 0 {
+			res[i].status, found = stCompacted, true
+			continue
+		}
+		if len(want) == 0 || after[i].Compare(from) < 0 {
+			from = after[i]
+		}
+		want[r.key] = append(want[r.key], i)
 	}
-	i, _ := slices.BinarySearchFunc(s.events, id, func(e event, id EventID) int { return e.id.Compare(id) })
-	for ; i < len(s.events) && len(evs) < most; i++ {
-		if e := s.events[i]; e.key == r.key && e.id.Compare(id) > 0 {
-			evs = append(evs, e)
+	if len(want) == 0 {
+		return res, found
+	}
+	start, _ := slices.BinarySearchFunc(s.events, from, func(e event, id EventID) int { return e.id.Compare(id) })
+	n := 0
+	for _, e := range s.events[start:] {
+		for _, i := range want[e.key] {
+			if e.id.Compare(after[i]) > 0 {
+				res[i].events = append(res[i].events, e)
+				n++
+			}
+		}
+		if n >= most {
+			break
 		}
 	}
-	return evs, false
+	return res, found || n > 0
+}
+
+func appendPoll(b []byte, subs []pollSub) []byte {
+	b = binary.AppendUvarint(b, uint64(len(subs)))
+	for _, p := range subs {
+		b = appendEventID(binary.AppendUvarint(b, p.id), p.after)
+	}
+	return b
+}
+
+func decodePoll(p []byte) ([]pollSub, error) {
+	d := decoder{b: p}
+	var subs []pollSub
+	for n := d.count(); n > 0 && d.err == nil; n-- {
+		subs = append(subs, pollSub{id: d.uvarint(), after: decodeEventID(&d)})
+	}
+	return subs, d.done()
+}
+
+// appendPollAnswer encodes a poll's answer: per subscription asked for,
+// in order, its status and, for stOK, its events.
+func appendPollAnswer(b []byte, res []subEvents) []byte {
+	b = binary.AppendUvarint(b, uint64(len(res)))
+	for _, r := range res {
+		b = append(b, r.status)
+		if r.status == stOK {
+			b = appendEvents(b, r.events)
+		}
+	}
+	return b
+}
+
+func decodePollAnswer(p []byte) ([]subEvents, error) {
+	d := decoder{b: p}
+	var res []subEvents
+	for n := d.count(); n > 0 && d.err == nil; n-- {
+		if len(d.b) == 0 {
+			return nil, fmt.Errorf("%w: poll answer cut short", ErrCorrupt)
+		}
+		r := subEvents{status: d.b[0]}
+		d.b = d.b[1:]
+		switch r.status {
+		case stOK:
+			r.events = decodeEventList(&d)
+		case stCompacted, stNoSubscription:
+		default:
+			return nil, fmt.Errorf("%w: poll status %d", ErrCorrupt, r.status)
+		}
+		res = append(res, r)
+	}
+	return res, d.done()
+}
+
+// appendEvents encodes events as a poll answers them: ids and payloads.
+func appendEvents(b []byte, evs []event) []byte {
+	b = binary.AppendUvarint(b, uint64(len(evs)))
+	for _, e := range evs {
+		b = appendBytes(appendEventID(b, e.id), e.payload)
+	}
+	return b
+}
+
+func decodeEventList(d *decoder) []event {
+	var evs []event
+	for n := d.count(); n > 0 && d.err == nil; n-- {
+		e := event{id: decodeEventID(d)}
+		e.payload = d.bytes()
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// subscribePayload is what a subscribe command carries besides the
+// machine and function: the subscriber's parameter, and the query to
+// answer at the index where the subscription starts (machine 0: none).
+type subscribePayload struct {
+	key                   []byte
+	queryMachine, queryFn uint64
+	query                 []byte
+}
+
+func (p subscribePayload) appendBinary(b []byte) []byte {
+	b = appendBytes(b, p.key)
+	b = binary.AppendUvarint(binary.AppendUvarint(b, p.queryMachine), p.queryFn)
+	return append(b, p.query...)
+}
+
+func decodeSubscribe(b []byte) (subscribePayload, error) {
+	d := decoder{b: b}
+	p := subscribePayload{key: d.bytes(), queryMachine: d.uvarint(), queryFn: d.uvarint()}
+	p.query = d.rest()
+	return p, d.err
 }
 
 func maxID(a, b EventID) EventID {

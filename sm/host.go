@@ -2,6 +2,7 @@ package sm
 
 import (
 	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,8 +10,10 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/bifrost-go/bifrost/bind"
 	"github.com/bifrost-go/bifrost/raft"
 )
 
@@ -52,6 +55,30 @@ type Host struct {
 	sessions sessions
 	subs     subscriptions
 	wake     chan struct{} // closed and replaced when events are recorded
+
+	// leading reports whether the member this host runs on leads its
+	// group; Serve sets it. Apply binds it for handlers (Leading).
+	leading atomic.Pointer[func() bool]
+}
+
+// Leading is bound, in the context of an Apply, to whether the member
+// applying the command led the group as it applied it. Every replica
+// applies the same commands to the same state, and only the leader
+// delivers events; a handler may read it to steer effects outside the
+// replicated state (a timer the leader alone keeps, say), never the
+// state itself, or replicas diverge.
+var Leading = bind.New(false)
+
+var (
+	leadingCtx   = Leading.Bind(context.Background(), true)
+	followingCtx = context.Background()
+)
+
+func (h *Host) applyContext() context.Context {
+	if f := h.leading.Load(); f != nil && (*f)() {
+		return leadingCtx
+	}
+	return followingCtx
 }
 
 // NewHost returns a host carrying machines. A machine whose name repeats
@@ -110,11 +137,14 @@ func (h *Host) Apply(e raft.Entry) []byte {
 	switch ent.op {
 	case opOpenSession:
 		h.sessions.open(e.Index, h.clock)
-		return answer(stOK, binary.AppendUvarint(nil, e.Index))
+		a := binary.AppendUvarint([]byte{stOK}, e.Index)
+		return binary.AppendUvarint(a, uint64(h.cfg.SessionTimeout))
 	case opCloseSession:
 		h.sessions.close(ent.req.client)
 		h.subs.dropClients([]uint64{ent.req.client})
 		return answer(stOK, nil)
+	case opSubmit:
+		return h.run(e, ent) // a member's own command: no session
 	}
 	return h.applyCommand(e, ent)
 }
@@ -141,35 +171,56 @@ func (h *Host) run(e raft.Entry, ent entry) []byte {
 	r := ent.req
 	switch ent.op {
 	case opSubscribe:
-		h.subs.add(&registration{id: e.Index, client: r.client, key: subKey{r.machine, r.fn, string(r.payload)}})
-		return answer(stOK, binary.AppendUvarint(nil, e.Index))
+		return h.subscribe(e.Index, r)
 	case opUnsubscribe:
 		id, _ := binary.Uvarint(r.payload)
 		h.subs.remove(id)
 		return answer(stOK, nil)
+	case opKeepAlive:
+		return answer(stOK, nil) // applyCommand renewed the session
 	}
 	m := h.machines[r.machine]
 	if m == nil || m.cmds[r.fn] == nil {
 		return answer(stNoFunction, nil)
 	}
-	apply := &Apply{Index: e.Index, Term: e.Term, Time: time.Unix(0, h.clock), machine: r.machine}
+	ctx := h.applyContext()
+	apply := &Apply{Index: e.Index, Term: e.Term, Time: time.Unix(0, h.clock), machine: r.machine, ctx: ctx}
 	resp, err := m.cmds[r.fn](apply, r.payload)
 	if err != nil {
 		return answer(stFailed, []byte(err.Error()))
 	}
-	h.recordEvents(e.Index, apply.events)
+	h.recordEvents(ctx, e.Index, apply.events)
 	return answer(stOK, resp)
 }
 
+// subscribe registers a subscription, with the entry's index as its id,
+// and runs the query the subscriber asked for with it, if any: the
+// answer is the state exactly as the stream starts, the one after which
+// its first event comes. The answer is the id, then the query's answer.
+func (h *Host) subscribe(index uint64, r request) []byte {
+	p, err := decodeSubscribe(r.payload)
+	if err != nil {
+		return answer(stFailed, []byte(err.Error()))
+	}
+	h.subs.add(&registration{id: index, client: r.client, key: subKey{r.machine, r.fn, string(p.key)}})
+	a := binary.AppendUvarint([]byte{stOK}, index)
+	if p.queryMachine != 0 {
+		a = append(a, h.runQuery(index, p.queryMachine, p.queryFn, p.query)...)
+	}
+	return a
+}
+
 // recordEvents keeps the events a command notified that someone listens
-// to, and wakes the subscribers waiting.
-func (h *Host) recordEvents(index uint64, evs []event) {
+// to, and, on the leader (the only member that delivers), wakes the
+// subscribers waiting. A member that leads by the time a subscriber asks
+// finds the events recorded before it led; only later ones need a wake.
+func (h *Host) recordEvents(ctx context.Context, index uint64, evs []event) {
 	kept := false
 	for i, ev := range evs {
 		ev.id = EventID{Index: index, Sub: uint64(i)}
 		kept = h.subs.record(ev) || kept
 	}
-	if kept {
+	if kept && Leading.Get(ctx) {
 		close(h.wake)
 		h.wake = make(chan struct{})
 	}
@@ -183,15 +234,20 @@ func (h *Host) query(machine, fn, minApplied uint64, payload []byte) (applied ui
 	if h.applied < minApplied {
 		return h.applied, answer(stBehind, nil)
 	}
+	return h.applied, h.runQuery(h.applied, machine, fn, payload)
+}
+
+// runQuery runs a query handler; the caller holds the lock.
+func (h *Host) runQuery(applied, machine, fn uint64, payload []byte) []byte {
 	m := h.machines[machine]
 	if m == nil || m.qrys[fn] == nil {
-		return h.applied, answer(stNoFunction, nil)
+		return answer(stNoFunction, nil)
 	}
-	resp, err := m.qrys[fn](&Read{Applied: h.applied}, payload)
+	resp, err := m.qrys[fn](&Read{Applied: applied}, payload)
 	if err != nil {
-		return h.applied, answer(stFailed, []byte(err.Error()))
+		return answer(stFailed, []byte(err.Error()))
 	}
-	return h.applied, answer(stOK, resp)
+	return answer(stOK, resp)
 }
 
 // snapshotVersion is the first byte of a host snapshot.
@@ -270,21 +326,14 @@ func (h *Host) restoreMachines(states map[uint64][]byte) error {
 	return nil
 }
 
-// events answers a poll of subscription id after the given event: the
-// events, or nil and a channel closed when more are recorded.
-func (h *Host) events(id uint64, after EventID, most int) ([]byte, <-chan struct{}) {
+// events answers a poll: the events of subs after the ids they name, or
+// nil and a channel closed when more are recorded.
+func (h *Host) events(subs []pollSub, most int) ([]byte, <-chan struct{}) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	r := h.subs.byID[id]
-	if r == nil {
-		return reply(stNoSubscription, h.applied, nil), nil
+	res, found := h.subs.collect(subs, most)
+	if !found {
+		return nil, h.wake
 	}
-	evs, compacted := h.subs.after(r, after, most)
-	switch {
-	case compacted:
-		return reply(stCompacted, h.applied, nil), nil
-	case len(evs) > 0:
-		return reply(stOK, h.applied, appendEvents(nil, evs)), nil
-	}
-	return nil, h.wake
+	return reply(stOK, h.applied, appendPollAnswer(nil, res)), nil
 }

@@ -1,6 +1,7 @@
 package sm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -87,9 +88,14 @@ type Apply struct {
 	// leaders whose clocks disagree.
 	Time time.Time
 
-	machine uint64  // the machine whose command this is
-	events  []event // what it notified, recorded if it succeeds
+	machine uint64          // the machine whose command this is
+	events  []event         // what it notified, recorded if it succeeds
+	ctx     context.Context // binds Leading
 }
+
+// Context returns the context of the apply: it binds Leading, whether
+// this member leads the group as it applies the command.
+func (a *Apply) Context() context.Context { return a.ctx }
 
 // Read is what a query handler may know besides its request.
 type Read struct {

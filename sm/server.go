@@ -17,9 +17,9 @@ import (
 //
 //	open:    nothing -> answer (the new client id)
 //	close:   request of the client (its id alone counts) -> answer
-//	command: op (command, subscribe, unsubscribe), request (envelope.go) -> answer
+//	command: op (command, subscribe, unsubscribe, keep-alive), request (envelope.go) -> answer
 //	query:   mode, minimum index, machine, function, payload -> answer
-//	poll:    subscription id, the last event id seen -> answer (events)
+//	poll:    subscriptions, each its id and the last event id seen -> answer (per subscription: status, events)
 //
 // An answer is a status byte, the log index it speaks for as an unsigned
 // varint (0 when none), then the status's data.
@@ -55,44 +55,95 @@ const (
 	Follower
 )
 
-// server answers a group's clients on one member.
-type server struct {
+// Server is the host of a group served on one member: it answers the
+// group's clients there (any member answers queries; commands go to the
+// leader, and a follower answers with the leader's address), and lets
+// the member issue commands of its own (Submit).
+type Server struct {
 	host *Host
 	node *node.Node
 }
 
 // Serve registers the service of the host of group, running on n, on
-// srv. A member serves its clients through it; any member answers
-// queries, and commands go to the leader (a follower answers with the
-// leader's address).
-func Serve(srv *rpc.Server, group string, h *Host, n *node.Node) error {
-	s := &server{host: h, node: n}
+// srv, and returns it.
+func Serve(srv *rpc.Server, group string, h *Host, n *node.Node) (*Server, error) {
+	s := &Server{host: h, node: n}
+	leading := s.Leading
+	if !h.leading.CompareAndSwap(nil, &leading) {
+		return nil, fmt.Errorf("sm: serve group %q: the host is served already", group)
+	}
 	svc := rpc.NewService("sm." + group)
 	for name, f := range map[string]rpc.Handler[[]byte, []byte]{
 		"open": s.open, "close": s.close, "command": s.command, "query": s.query, "poll": s.poll} {
 		if _, err := rpc.Register(svc, name, f); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := srv.AddService(svc); err != nil {
-		return fmt.Errorf("sm: serve group %q: %w", group, err)
+		return nil, fmt.Errorf("sm: serve group %q: %w", group, err)
 	}
-	return nil
+	return s, nil
 }
 
-func (s *server) open(ctx context.Context, _ []byte) ([]byte, error) {
+// Leading reports whether this member leads the group now.
+func (s *Server) Leading() bool { return s.node.Status().Role == raft.RoleLeader }
+
+// Host returns the host served.
+func (s *Server) Host() *Host { return s.host }
+
+// Node returns the raft node the host runs on.
+func (s *Server) Node() *node.Node { return s.node }
+
+// ErrNotLeader is Submit's error on a member that does not lead.
+var ErrNotLeader = raft.ErrNotLeader
+
+// Submit runs command c with req through the log from this member, which
+// must lead, outside any client session, and returns its answer once it
+// applied here. It is how a leader issues commands of its own (the
+// membership's online and offline marks): since no session dedupes
+// them, such a command must be idempotent, as a retry after
+// ErrOutcomeUnknown may apply it twice. Errors: ErrNotLeader, ctx's
+// (wrapping ErrOutcomeUnknown once proposed), ErrTooLarge, ErrNoFunction
+// or a *RemoteError from the handler.
+func Submit[Req, Resp any](ctx context.Context, s *Server, c *Command[Req, Resp], req Req) (Resp, error) {
+	var zero Resp
+	payload, err := c.req.Append(nil, req)
+	if err != nil {
+		return zero, fmt.Errorf("sm: %s: encode request: %w", c, err)
+	}
+	r := request{machine: c.machineID, fn: c.functionID, payload: payload}
+	if !s.Leading() {
+		return zero, ErrNotLeader
+	}
+	_, a, err := s.node.Propose(ctx, appendEntry(nil, opSubmit, time.Now().UnixNano(), r.appendBinary(nil)))
+	if errors.Is(err, raft.ErrProposalTooLarge) {
+		return zero, fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	if err != nil {
+		return zero, err
+	}
+	rep := parsedReply{status: a[0], data: a[1:]}
+	data, err := result(rep)
+	if err != nil {
+		return zero, err
+	}
+	return c.resp.Decode(data)
+}
+
+func (s *Server) open(ctx context.Context, _ []byte) ([]byte, error) {
 	return s.propose(ctx, opOpenSession, nil), nil
 }
 
-func (s *server) close(ctx context.Context, req []byte) ([]byte, error) {
+func (s *Server) close(ctx context.Context, req []byte) ([]byte, error) {
 	if _, err := decodeRequest(req); err != nil {
 		return reply(stFailed, 0, []byte(err.Error())), nil
 	}
 	return s.propose(ctx, opCloseSession, req), nil
 }
 
-func (s *server) command(ctx context.Context, req []byte) ([]byte, error) {
-	if len(req) == 0 || req[0] != opCommand && req[0] != opSubscribe && req[0] != opUnsubscribe {
+func (s *Server) command(ctx context.Context, req []byte) ([]byte, error) {
+	// A client's op; opSubmit, outside sessions, is the members' own.
+	if len(req) == 0 || req[0] != opCommand && req[0] != opSubscribe && req[0] != opUnsubscribe && req[0] != opKeepAlive {
 		return reply(stFailed, 0, []byte("sm: bad command op")), nil
 	}
 	if _, err := decodeRequest(req[1:]); err != nil {
@@ -108,15 +159,15 @@ const pollWait = time.Second
 // maxPollEvents bounds the events of one answer.
 const maxPollEvents = 1024
 
-// poll answers a subscriber with its events after the id it saw, waiting
-// for some if there are none yet. Only the leader delivers: it has
-// applied at least as far as any replica it could send the subscriber to
-// next, so a subscriber never sees the window go back.
-func (s *server) poll(ctx context.Context, req []byte) ([]byte, error) {
-	d := decoder{b: req}
-	id := d.uvarint()
-	after := decodeEventID(&d)
-	if err := d.done(); err != nil {
+// poll answers a subscriber with the events of its subscriptions after
+// the ids it saw, waiting for some if there are none yet. A client asks
+// for all its subscriptions in one poll, so the leader holds one waiting
+// call per listening client, not one per subscription. Only the leader
+// delivers: it has applied at least as far as any replica it could send
+// the subscriber to next, so a subscriber never sees the window go back.
+func (s *Server) poll(ctx context.Context, req []byte) ([]byte, error) {
+	subs, err := decodePoll(req)
+	if err != nil {
 		return reply(stFailed, 0, []byte(err.Error())), nil
 	}
 	wait := time.NewTimer(pollWait)
@@ -125,14 +176,18 @@ func (s *server) poll(ctx context.Context, req []byte) ([]byte, error) {
 		if st := s.node.Status(); st.Role != raft.RoleLeader {
 			return reply(stNotLeader, 0, []byte(st.LeaderAddr)), nil
 		}
-		a, wake := s.host.events(id, after, maxPollEvents)
+		a, wake := s.host.events(subs, maxPollEvents)
 		if a != nil {
 			return a, nil
 		}
 		select {
 		case <-wake:
 		case <-wait.C:
-			return reply(stOK, s.host.Applied(), appendEvents(nil, nil)), nil
+			none := make([]subEvents, len(subs))
+			for i := range none {
+				none[i].status = stOK
+			}
+			return reply(stOK, s.host.Applied(), appendPollAnswer(nil, none)), nil
 		case <-ctx.Done():
 			return reply(stUnavailable, 0, nil), nil
 		}
@@ -141,7 +196,7 @@ func (s *server) poll(ctx context.Context, req []byte) ([]byte, error) {
 
 // propose puts the request in the log, stamped with this leader's clock,
 // and answers with what the host answered when it applied it.
-func (s *server) propose(ctx context.Context, op byte, req []byte) []byte {
+func (s *Server) propose(ctx context.Context, op byte, req []byte) []byte {
 	st := s.node.Status()
 	if st.Role != raft.RoleLeader {
 		return reply(stNotLeader, 0, []byte(st.LeaderAddr))
@@ -162,7 +217,7 @@ func (s *server) propose(ctx context.Context, op byte, req []byte) []byte {
 	return reply(stUnavailable, 0, []byte(err.Error()))
 }
 
-func (s *server) query(ctx context.Context, req []byte) ([]byte, error) {
+func (s *Server) query(ctx context.Context, req []byte) ([]byte, error) {
 	if len(req) == 0 {
 		return reply(stFailed, 0, []byte("sm: empty query")), nil
 	}
@@ -181,7 +236,7 @@ func (s *server) query(ctx context.Context, req []byte) ([]byte, error) {
 
 // readIndex waits until this replica may answer a read of mode, or
 // returns why it may not.
-func (s *server) readIndex(ctx context.Context, mode ReadMode) []byte {
+func (s *Server) readIndex(ctx context.Context, mode ReadMode) []byte {
 	var err error
 	switch mode {
 	case Linearizable:

@@ -74,30 +74,72 @@ type Event[E any] struct {
 }
 
 // Stream is an open subscription: its events, in order, each once,
-// from its registration on, across leader changes. Not safe for
-// concurrent use.
+// from its registration on, across leader changes. Next is not safe for
+// concurrent use; Close may be called from another goroutine.
 type Stream[E any] struct {
 	c       *Client
 	id      uint64
 	machine uint64
 	fn      uint64
 	ev      rpc.Codec[E]
-	after   EventID
-	buf     []event
+	in      *inbox
 }
 
 // Open registers a subscription to s with parameter key and returns once
 // every replica will record its events.
 func (s *Subscription[K, E]) Open(ctx context.Context, c *Client, key K) (*Stream[E], error) {
+	st, _, err := s.open(ctx, c, key, subscribePayload{})
+	return st, err
+}
+
+func (s *Subscription[K, E]) open(ctx context.Context, c *Client, key K, p subscribePayload) (*Stream[E], []byte, error) {
 	k, err := s.key.Append(nil, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("sm: %s: encode key: %w", s, err)
 	}
-	id, err := c.subscribe(ctx, s.machineID, s.functionID, k)
+	p.key = k
+	data, err := c.framework(ctx, opSubscribe, s.machineID, s.functionID, p.appendBinary(nil))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &Stream[E]{c: c, id: id, machine: s.machineID, fn: s.functionID, ev: s.ev, after: EventID{Index: id}}, nil
+	id, n := binary.Uvarint(data)
+	if n <= 0 {
+		return nil, nil, fmt.Errorf("%w: subscription id", ErrCorrupt)
+	}
+	st := &Stream[E]{c: c, id: id, machine: s.machineID, fn: s.functionID, ev: s.ev}
+	st.in = c.lis.add(id)
+	return st, data[n:], nil
+}
+
+// ReadAndOpen reads q with req and opens a subscription to s with
+// parameter key in one command: the answer is the state exactly at the
+// index where the stream starts, so the stream's first event is the
+// first change after what the answer shows, and nothing falls between.
+// q may be a query of any machine of the group.
+func ReadAndOpen[Req, Resp, K, E any](ctx context.Context, c *Client, q *Query[Req, Resp], req Req,
+	s *Subscription[K, E], key K) (Resp, *Stream[E], error) {
+	var zero Resp
+	payload, err := q.req.Append(nil, req)
+	if err != nil {
+		return zero, nil, fmt.Errorf("sm: %s: encode request: %w", q, err)
+	}
+	st, a, err := s.open(ctx, c, key, subscribePayload{queryMachine: q.machineID, queryFn: q.functionID, query: payload})
+	if err != nil {
+		return zero, nil, err
+	}
+	if len(a) == 0 {
+		st.Close(ctx)
+		return zero, nil, fmt.Errorf("%w: no query answer", ErrCorrupt)
+	}
+	data, err := result(parsedReply{status: a[0], data: a[1:]})
+	if err == nil {
+		var v Resp
+		if v, err = q.resp.Decode(data); err == nil {
+			return v, st, nil
+		}
+	}
+	st.Close(ctx)
+	return zero, nil, err
 }
 
 // Index is the log index of the registration: the stream holds the
@@ -105,27 +147,33 @@ func (s *Subscription[K, E]) Open(ctx context.Context, c *Client, key K) (*Strea
 func (st *Stream[E]) Index() uint64 { return st.id }
 
 // Next waits for the next event. It fails with ctx's error, a
-// *CompactedError if the stream fell behind the retention window, or
-// ErrSubscriptionGone.
+// *CompactedError if the stream fell behind the retention window,
+// ErrSubscriptionGone, or ErrClosed once the stream or its client
+// closed.
 func (st *Stream[E]) Next(ctx context.Context) (Event[E], error) {
-	for len(st.buf) == 0 {
-		evs, err := st.c.poll(ctx, st.id, st.after)
+	for {
+		e, err, ok := st.c.lis.take(st.in)
+		if ok {
+			v, err := st.ev.Decode(e.payload)
+			return Event[E]{ID: e.id, Value: v}, err
+		}
 		if err != nil {
 			return Event[E]{}, err
 		}
-		st.buf = evs
+		select {
+		case <-st.in.ready:
+		case <-ctx.Done():
+			return Event[E]{}, ctx.Err()
+		}
 	}
-	e := st.buf[0]
-	st.buf = st.buf[1:]
-	st.after = e.id
-	v, err := st.ev.Decode(e.payload)
-	return Event[E]{ID: e.id, Value: v}, err
 }
 
 // Close ends the subscription on the group, best effort, even once ctx
-// ended.
+// ended. A Next waiting returns ErrClosed.
 func (st *Stream[E]) Close(ctx context.Context) {
-	st.c.unsubscribe(ctx, st.machine, st.fn, st.id)
+	if st.c.lis.remove(st.id) {
+		st.c.unsubscribe(ctx, st.machine, st.fn, st.id)
+	}
 }
 
 // Subscribe opens a subscription to s with parameter key and yields its
@@ -149,7 +197,8 @@ func (s *Subscription[K, E]) Subscribe(ctx context.Context, c *Client, key K) it
 }
 
 // Watch calls fn with each event of the subscription, as Subscribe
-// yields them, until ctx ends (nil) or the subscription fails.
+// yields them, until ctx ends (nil) or the subscription fails. This is
+// the seed's callback: a slow fn holds back this subscription alone.
 func (s *Subscription[K, E]) Watch(ctx context.Context, c *Client, key K, fn func(Event[E])) error {
 	for ev, err := range s.Subscribe(ctx, c, key) {
 		if err != nil {
@@ -163,60 +212,9 @@ func (s *Subscription[K, E]) Watch(ctx context.Context, c *Client, key K, fn fun
 	return nil
 }
 
-func (c *Client) subscribe(ctx context.Context, machine, fn uint64, key []byte) (uint64, error) {
-	data, err := c.framework(ctx, opSubscribe, machine, fn, key)
-	if err != nil {
-		return 0, err
-	}
-	id, n := binary.Uvarint(data)
-	if n <= 0 {
-		return 0, fmt.Errorf("%w: subscription id", ErrCorrupt)
-	}
-	return id, nil
-}
-
 // unsubscribe ends a subscription, best effort, even once ctx ended.
 func (c *Client) unsubscribe(ctx context.Context, machine, fn, id uint64) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	c.framework(ctx, opUnsubscribe, machine, fn, binary.AppendUvarint(nil, id))
-}
-
-// poll waits for the events of subscription id after the given one.
-func (c *Client) poll(ctx context.Context, id uint64, after EventID) ([]event, error) {
-	req := appendEventID(binary.AppendUvarint(nil, id), after)
-	rep, err := c.call(ctx, c.m.poll, req, false)
-	if err != nil {
-		return nil, err
-	}
-	switch rep.status {
-	case stCompacted:
-		return nil, &CompactedError{Index: rep.index}
-	case stNoSubscription:
-		return nil, ErrSubscriptionGone
-	}
-	data, err := result(rep)
-	if err != nil {
-		return nil, err
-	}
-	return decodeEvents(data)
-}
-
-func appendEvents(b []byte, evs []event) []byte {
-	b = binary.AppendUvarint(b, uint64(len(evs)))
-	for _, e := range evs {
-		b = appendBytes(appendEventID(b, e.id), e.payload)
-	}
-	return b
-}
-
-func decodeEvents(p []byte) ([]event, error) {
-	d := decoder{b: p}
-	var evs []event
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		e := event{id: decodeEventID(&d)}
-		e.payload = d.bytes()
-		evs = append(evs, e)
-	}
-	return evs, d.done()
 }

@@ -1,0 +1,254 @@
+package sm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// A client listens for the events of all its streams with one goroutine
+// and one poll to the leader at a time, which names every stream that
+// has room and the last event it got. The leader answers as soon as any
+// of them has events, so it holds one waiting call per listening client,
+// however many subscriptions the client has. Each stream queues what
+// arrived for it; a stream whose reader does not keep up stops being
+// asked for once its queue is full, and so falls behind alone, in the
+// group's retention window, while the others go on.
+
+// ErrClosed is the error of a stream, or of a client's calls, after it
+// was closed.
+var ErrClosed = errors.New("sm: closed")
+
+// Bounds of a stream's queue: at maxQueued events it is left out of
+// polls until its reader brings it down to resumeQueued.
+const (
+	maxQueued    = 1024
+	resumeQueued = maxQueued / 2
+)
+
+// inbox is the client's side of one stream.
+type inbox struct {
+	after  EventID // the last event received
+	queue  []event // received, not yet taken
+	err    error   // the stream's end, once its queue is taken
+	paused bool    // left out of polls until the queue drains
+	ready  chan struct{}
+}
+
+// signal wakes the stream's reader, if it waits.
+func (in *inbox) signal() {
+	select {
+	case in.ready <- struct{}{}:
+	default:
+	}
+}
+
+// listener polls the leader for the events of a client's streams.
+type listener struct {
+	c *Client
+
+	mu      sync.Mutex // protects the following
+	streams map[uint64]*inbox
+	running bool               // the poll loop runs
+	cancel  context.CancelFunc // ends the poll in flight, so the next names the streams as they are
+	closed  bool
+	wake    chan struct{} // capacity 1: a stream has room again, or the client closed
+	done    chan struct{} // closed when the poll loop ends; replaced as it starts
+}
+
+func newListener(c *Client) *listener {
+	l := &listener{c: c, streams: map[uint64]*inbox{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	close(l.done)
+	return l
+}
+
+// add starts listening for subscription id, from its registration on.
+func (l *listener) add(id uint64) *inbox {
+	in := &inbox{after: EventID{Index: id}, ready: make(chan struct{}, 1)}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		in.err = ErrClosed
+		return in
+	}
+	l.streams[id] = in
+	if !l.running {
+		l.running = true
+		l.done = make(chan struct{})
+		go l.run(l.done)
+	}
+	l.restartPollLocked()
+	return in
+}
+
+// remove stops listening for id and reports whether it was listened to.
+func (l *listener) remove(id uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	in := l.streams[id]
+	if in == nil {
+		return false
+	}
+	delete(l.streams, id)
+	in.queue, in.err = nil, ErrClosed
+	in.signal()
+	if len(l.streams) == 0 {
+		l.restartPollLocked() // the loop ends rather than wait for the poll
+	}
+	return true
+}
+
+// take returns the next event of in, or its end, or neither.
+func (l *listener) take(in *inbox) (e event, err error, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(in.queue) == 0 {
+		return event{}, in.err, false
+	}
+	e, in.queue[0] = in.queue[0], event{}
+	in.queue = in.queue[1:]
+	if in.paused && len(in.queue) <= resumeQueued {
+		in.paused = false
+		l.restartPollLocked()
+	}
+	return e, nil, true
+}
+
+// restartPollLocked ends the poll in flight, so that the next one asks
+// for a stream it left out; or wakes the loop if it waits for room.
+func (l *listener) restartPollLocked() {
+	if l.cancel != nil {
+		l.cancel()
+	}
+	l.poke()
+}
+
+func (l *listener) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close ends every stream and waits for the poll loop to end.
+func (l *listener) close() {
+	l.mu.Lock()
+	l.closed = true
+	for id, in := range l.streams {
+		delete(l.streams, id)
+		in.queue, in.err = nil, ErrClosed
+		in.signal()
+	}
+	l.restartPollLocked()
+	done := l.done
+	l.mu.Unlock()
+	<-done
+}
+
+// run polls until no stream is left, keeping the session alive.
+func (l *listener) run(done chan struct{}) {
+	defer close(done)
+	for {
+		ctx, req, ok := l.next()
+		if !ok {
+			return
+		}
+		if req == nil {
+			l.idle(ctx)
+		} else if rep, err := l.c.call(ctx, l.c.m.poll, req, false); err == nil {
+			l.deliver(req, rep)
+		}
+		l.keepAlive()
+	}
+}
+
+// next returns the poll to send, nil if every stream is full, or false
+// once there is no stream left.
+func (l *listener) next() (context.Context, []byte, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.streams) == 0 || l.closed {
+		l.running = false
+		l.cancel = nil
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	var subs []pollSub
+	for id, in := range l.streams {
+		if !in.paused && in.err == nil {
+			subs = append(subs, pollSub{id: id, after: in.after})
+		}
+	}
+	if len(subs) == 0 {
+		return ctx, nil, true
+	}
+	return ctx, appendPoll(nil, subs), true
+}
+
+// idle waits, with every stream full, for one to have room again, or for
+// the time to keep the session alive.
+func (l *listener) idle(ctx context.Context) {
+	t := time.NewTimer(l.c.keepAliveEvery())
+	defer t.Stop()
+	select {
+	case <-l.wake:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// deliver hands a poll's answer to the streams it names.
+func (l *listener) deliver(req []byte, rep parsedReply) {
+	subs, _ := decodePoll(req)
+	data, err := result(rep)
+	var res []subEvents
+	if err == nil {
+		res, err = decodePollAnswer(data)
+	}
+	if err == nil && len(res) != len(subs) {
+		err = fmt.Errorf("%w: poll answer for %d subscriptions, %d asked", ErrCorrupt, len(res), len(subs))
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, p := range subs {
+		in := l.streams[p.id]
+		if in == nil || in.after != p.after {
+			continue // closed, or answered by another poll
+		}
+		switch {
+		case err != nil:
+			in.err = err
+		case res[i].status == stCompacted:
+			in.err = &CompactedError{Index: rep.index}
+		case res[i].status == stNoSubscription:
+			in.err = ErrSubscriptionGone
+		}
+		if err == nil {
+			for _, e := range res[i].events {
+				if e.id.Compare(in.after) > 0 {
+					in.queue = append(in.queue, e)
+					in.after = e.id
+				}
+			}
+		}
+		in.paused = len(in.queue) >= maxQueued
+		if len(in.queue) > 0 || in.err != nil {
+			in.signal()
+		}
+	}
+}
+
+// keepAlive renews the client's session if it sent nothing for a while:
+// a client that only listens still needs its session, which holds its
+// subscriptions.
+func (l *listener) keepAlive() {
+	if !l.c.quietFor(l.c.keepAliveEvery()) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.c.keepAliveEvery())
+	defer cancel()
+	l.c.framework(ctx, opKeepAlive, 0, 0, nil)
+}
