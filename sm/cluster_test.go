@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,9 +23,33 @@ var (
 	testMap   = NewMap[string, string]("map")
 )
 
-func testMachines() []*Machine {
-	return []*Machine{testCounter.Machine(), testValue.Machine(), testMap.Machine()}
+func testMachines(p *leadProbe) []*Machine {
+	return []*Machine{testCounter.Machine(), testValue.Machine(), testMap.Machine(), p.machine()}
 }
+
+// probeCmd is the command of the "probe" machine: it counts, outside the
+// replicated state, the applies that found their member leading.
+var probeCmd = NewCommand[struct{}, struct{}]("probe", "probe")
+
+type leadProbe struct{ leading, following atomic.Int64 }
+
+func (p *leadProbe) machine() *Machine {
+	m := NewMachine("probe", emptyState{})
+	HandleCommand(m, probeCmd, func(a *Apply, _ struct{}) (struct{}, error) {
+		if Leading.Get(a.Context()) {
+			p.leading.Add(1)
+		} else {
+			p.following.Add(1)
+		}
+		return struct{}{}, nil
+	})
+	return m
+}
+
+type emptyState struct{}
+
+func (emptyState) Snapshot() ([]byte, error) { return nil, nil }
+func (emptyState) Restore([]byte) error      { return nil }
 
 // member is one member of a test group: rpc server, raft node on a WAL,
 // and the sm host served on both.
@@ -37,12 +62,14 @@ type member struct {
 	host      *Host
 	node      *node.Node
 	sm        *Server
+	probe     *leadProbe
 	served    chan error
 }
 
 // group is a raft group of sm hosts on loopback TCP.
 type group struct {
 	t       *testing.T
+	hostCfg HostConfig
 	tweak   func(*node.Config)
 	ids     []uint64
 	addrs   map[uint64]string
@@ -51,7 +78,11 @@ type group struct {
 }
 
 func newGroup(t *testing.T, size int, tweak func(*node.Config)) *group {
-	g := &group{t: t, tweak: tweak, addrs: map[uint64]string{}, dirs: map[uint64]string{}, members: map[uint64]*member{}}
+	return newGroupWith(t, size, HostConfig{}, tweak)
+}
+
+func newGroupWith(t *testing.T, size int, hostCfg HostConfig, tweak func(*node.Config)) *group {
+	g := &group{t: t, hostCfg: hostCfg, tweak: tweak, addrs: map[uint64]string{}, dirs: map[uint64]string{}, members: map[uint64]*member{}}
 	lns := map[uint64]net.Listener{}
 	for id := uint64(1); id <= uint64(size); id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -77,7 +108,7 @@ func (g *group) start(id uint64, ln net.Listener) {
 			t.Fatal(err)
 		}
 	}
-	m := &member{id: id, served: make(chan error, 1)}
+	m := &member{id: id, served: make(chan error, 1), probe: &leadProbe{}}
 	must := func(err error) {
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +130,7 @@ func (g *group) start(id uint64, ln net.Listener) {
 	must(err)
 	m.wal, err = wal.Open(wal.Config{Dir: g.dirs[id] + "/wal"})
 	must(err)
-	m.host, err = NewHost(HostConfig{}, testMachines()...)
+	m.host, err = NewHost(g.hostCfg, testMachines(m.probe)...)
 	must(err)
 	cfg := node.Config{Raft: raft.Config{ID: id, Voters: g.ids}, Storage: node.NewWALStorage(m.wal),
 		Transport: m.transport, StateMachine: m.host, TickInterval: 10 * time.Millisecond, SnapshotDir: g.dirs[id] + "/snap"}
@@ -156,9 +187,7 @@ func (g *group) leader(ctx context.Context) *member {
 func (g *group) client(addrs ...string) *Client {
 	g.t.Helper()
 	if len(addrs) == 0 {
-		for _, id := range g.ids {
-			addrs = append(addrs, g.addrs[id])
-		}
+		addrs = g.serverAddrs()
 	}
 	pool, err := rpc.NewPool(rpc.ClientConfig{})
 	if err != nil {
@@ -175,6 +204,14 @@ func (g *group) client(addrs ...string) *Client {
 		c.Close(ctx)
 	})
 	return c
+}
+
+// serverAddrs are the members' rpc addresses.
+func (g *group) serverAddrs() (addrs []string) {
+	for _, id := range g.ids {
+		addrs = append(addrs, g.addrs[id])
+	}
+	return addrs
 }
 
 // sameState waits until every member applied the same index, then

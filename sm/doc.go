@@ -30,7 +30,8 @@
 //	})
 //	sm.HandleQuery(m, Get, func(_ *sm.Read, k string) (string, error) { return store.get(k), nil })
 //	host, err := sm.NewHost(sm.HostConfig{}, m)
-//	// node.Config{StateMachine: host, ...}; then sm.Serve(rpcServer, "group", host, n)
+//	// node.Config{StateMachine: host, ...}; then
+//	srv, err := sm.Serve(rpcServer, "group", host, n)
 //
 // and a client calls them:
 //
@@ -49,6 +50,11 @@
 // and the leader's time), never a replica's own clock, randomness or
 // I/O. An error it returns reaches the caller as a RemoteError, and the
 // command still counts as applied, so it must leave the state as it was.
+// Apply.Context binds Leading, whether this member leads as it applies:
+// the one fact a handler may read that differs between replicas, for
+// effects outside the replicated state only (the host itself reads it to
+// wake subscribers on the leader alone). A member issues commands of its
+// own, outside client sessions, with Submit.
 // A query handler must not change the state: queries run on one replica,
 // concurrently with each other under a read lock, and get no Apply. A
 // machine's state is a Snapshotter whose encoding is equal for equal
@@ -63,8 +69,10 @@
 // so a retry after a lost answer, a timeout or a leader change gets the
 // first answer instead of applying again. Sessions expire after
 // HostConfig.SessionTimeout of the leader's time in the log, the same on
-// every replica; a command of an expired session fails with
-// ErrSessionExpired.
+// every replica. A command that finds its session expired goes again in
+// a new one if no attempt of it can have reached the log; otherwise it
+// fails with ErrSessionExpired, as it may have applied. A client that
+// only listens renews its session four times per timeout.
 //
 // # Reads
 //
@@ -78,18 +86,27 @@
 //
 // Subscribing is a command of the subscriber's session, so every replica
 // holds the registration, in snapshots too, and a session that expires
-// or closes takes its subscriptions along. A command notifies events
-// with Notify; every replica records those someone subscribed to, in log
-// order, into a window of recent events (HostConfig.RetainEvents). An
-// event's id is the index of the command that notified it and its place
-// among that command's events. Only the leader delivers: a subscriber
-// polls it with the id of the last event it got and the leader answers as
-// soon as there are later ones (a long poll), so apply never waits for a
-// subscriber and a slow one falls behind alone. After a leader change the
-// subscriber asks the new leader from the same id: the events of one
-// subscription arrive in order, each once, none skipped. One that falls
-// behind the window gets a *CompactedError (ErrCompacted) naming the
-// index to read the state at before subscribing again.
+// or closes takes its subscriptions along: a subscriber that dies is
+// unsubscribed by the log, on every replica, one session timeout after
+// its last sign of life. A command notifies events with Notify; every
+// replica records those someone subscribed to, in log order, into a
+// window of recent events (HostConfig.RetainEvents). An event's id is
+// the index of the command that notified it and its place among that
+// command's events.
+//
+// Only the leader delivers, and apply never waits for a subscriber: a
+// client polls the leader, in one call for all its streams, with the id
+// of the last event each got, and the leader answers as soon as any has
+// later events (a long poll). A stream whose reader stalls stops being
+// asked for once its queue is full and falls behind alone, in the
+// window. After a leader change the client asks the new leader from the
+// same ids. So the events of one stream arrive in order, each once, none
+// skipped, from the command after its registration (Stream.Index) on,
+// across leader changes and restarts of the group; one that falls behind
+// the window gets a *CompactedError (ErrCompacted) naming the index to
+// read the state at before subscribing again. ReadAndOpen reads the
+// state and opens a stream in one command, so that the stream's first
+// event is the first change after what the read returned.
 //
 // Many hosts share one rpc server: each group's service is "sm." + its
 // name.

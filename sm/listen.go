@@ -174,7 +174,9 @@ func (l *listener) next() (context.Context, []byte, bool) {
 		l.cancel = nil
 		return nil, nil, false
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// A poll ends by the time the session needs renewing, however long
+	// the leader would let it wait.
+	ctx, cancel := context.WithTimeout(context.Background(), l.c.keepAliveEvery())
 	l.cancel = cancel
 	var subs []pollSub
 	for id, in := range l.streams {

@@ -130,6 +130,14 @@ func (mp *Map[K, V]) OnKeyRemoved(ctx context.Context, c *Client, k K) iter.Seq2
 	return mp.keyRemoved.Subscribe(ctx, c, k)
 }
 
+// ReadKeyAndOpen reads k and opens a stream of the values inserted at k,
+// at the same index: the first event is the first insert after the
+// value returned.
+func (mp *Map[K, V]) ReadKeyAndOpen(ctx context.Context, c *Client, k K) (v V, ok bool, _ *Stream[V], _ error) {
+	f, st, err := ReadAndOpen(ctx, c, mp.get, k, mp.keyInserted, k)
+	return f.V, f.Found, st, err
+}
+
 // Insert sets k to v and returns the value it replaced, if any.
 func (mp *Map[K, V]) Insert(ctx context.Context, c *Client, k K, v V) (old V, had bool, err error) {
 	f, err := mp.insert.Do(ctx, c, Pair[K, V]{k, v})

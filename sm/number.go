@@ -76,6 +76,12 @@ func (n *Number) CompareAndSwap(ctx context.Context, c *Client, old, new int64) 
 	return n.cas.Do(ctx, c, Swap{old, new})
 }
 
+// ReadAndOpen reads the number and opens a stream of its changes at the
+// same index: the first change is the one after the number returned.
+func (n *Number) ReadAndOpen(ctx context.Context, c *Client) (int64, *Stream[Change[int64]], error) {
+	return ReadAndOpen(ctx, c, n.get, struct{}{}, n.changed, struct{}{})
+}
+
 // Get reads the number linearizably.
 func (n *Number) Get(ctx context.Context, c *Client) (int64, error) {
 	return n.get.Read(ctx, c, struct{}{})

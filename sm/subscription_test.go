@@ -12,13 +12,14 @@ import (
 )
 
 // Every subscriber sees every change of its key, in order, each once,
-// while the leader changes again and again under the writes.
+// while the leader is moved a hundred times under the writes: two
+// streams share one client's poll, a third has a client of its own.
 func TestSubscribersSeeEveryEventAcrossLeaderChanges(t *testing.T) {
 	g := newGroup(t, 3, nil)
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	const writes, transfers = 200, 10
-	sub := g.client()
+	const transfers = 100
+	sub, alone := g.client(), g.client()
 	// Open returns once the subscriptions are registered on the group.
 	one, err := testMap.keyInserted.Open(ctx, sub, "k")
 	if err != nil {
@@ -28,59 +29,78 @@ func TestSubscribersSeeEveryEventAcrossLeaderChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := make(chan error, 2)
-	go func() {
-		results <- expectValues(writes, func() (string, error) { ev, err := one.Next(ctx); return ev.Value, err })
-	}()
-	go func() {
-		results <- expectValues(writes, func() (string, error) {
-			for {
-				ev, err := all.Next(ctx)
-				if err != nil || ev.Value.K == "k" {
-					return ev.Value.V, err
-				}
+	third, err := testMap.keyInserted.Open(ctx, alone, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type count struct {
+		n   int
+		err error
+	}
+	results := make(chan count, 3)
+	read := func(next func() (string, error)) {
+		n, err := expectValues(next)
+		results <- count{n, err}
+	}
+	go read(func() (string, error) { ev, err := one.Next(ctx); return ev.Value, err })
+	go read(func() (string, error) {
+		for {
+			ev, err := all.Next(ctx)
+			if err != nil || ev.Value.K == "k" {
+				return ev.Value.V, err
 			}
-		})
-	}()
+		}
+	})
+	go read(func() (string, error) { ev, err := third.Next(ctx); return ev.Value, err })
 	w := g.client()
-	lastTransfer := 0
-	for i := range writes {
-		if _, _, err := testMap.Insert(ctx, w, "k", fmt.Sprint(i)); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-		if _, _, err := testMap.Insert(ctx, w, "other", fmt.Sprint(i)); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-		if i%(writes/transfers) == writes/transfers-1 {
-			lead := g.leader(ctx)
-			if err := lead.node.TransferLeadership(ctx, lead.id%3+1); err == nil {
-				lastTransfer++
+	writes, moved := 0, 0
+	firstTerm := g.leader(ctx).node.Status().Term
+	for moved < transfers {
+		for range 3 {
+			if _, _, err := testMap.Insert(ctx, w, "k", fmt.Sprint(writes)); err != nil {
+				t.Fatalf("write %d: %v", writes, err)
 			}
+			if _, _, err := testMap.Insert(ctx, w, "other", fmt.Sprint(writes)); err != nil {
+				t.Fatalf("write %d: %v", writes, err)
+			}
+			writes++
+		}
+		lead := g.leader(ctx)
+		if err := lead.node.TransferLeadership(ctx, lead.id%3+1); err == nil {
+			moved++
+		} else if ctx.Err() != nil {
+			t.Fatalf("after %d transfers: %v", moved, err)
 		}
 	}
-	for range 2 {
-		if err := <-results; err != nil {
-			t.Error(err)
-		}
+	if _, _, err := testMap.Insert(ctx, w, "k", "end"); err != nil {
+		t.Fatal(err)
 	}
-	if lastTransfer < transfers/2 {
-		t.Errorf("only %d of %d leadership transfers happened", lastTransfer, transfers)
+	if terms := g.leader(ctx).node.Status().Term - firstTerm; terms < transfers {
+		t.Errorf("%d terms passed in %d transfers: leaders did not change each time", terms, transfers)
+	}
+	for range 3 {
+		if r := <-results; r.err != nil || r.n != writes {
+			t.Errorf("a subscriber saw %d of %d events: %v", r.n, writes, r.err)
+		}
 	}
 }
 
-// expectValues reads n values with next and checks they are "0", "1",
-// ... in order: none lost, duplicated or reordered.
-func expectValues(n int, next func() (string, error)) error {
-	for i := range n {
+// expectValues reads values with next until "end" and checks they are
+// "0", "1", ... in order: none lost, duplicated or reordered. It returns
+// how many came before "end".
+func expectValues(next func() (string, error)) (int, error) {
+	for i := 0; ; i++ {
 		v, err := next()
 		if err != nil {
-			return fmt.Errorf("event %d: %w", i, err)
+			return i, fmt.Errorf("event %d: %w", i, err)
+		}
+		if v == "end" {
+			return i, nil
 		}
 		if v != fmt.Sprint(i) {
-			return fmt.Errorf("event %d is %q, want %q: lost, duplicated or reordered", i, v, fmt.Sprint(i))
+			return i, fmt.Errorf("event %d is %q, want %q: lost, duplicated or reordered", i, v, fmt.Sprint(i))
 		}
 	}
-	return nil
 }
 
 // subscriptionCount is how many subscriptions the host holds.

@@ -64,6 +64,12 @@ func (v *Value[T]) OnChanged(ctx context.Context, c *Client) iter.Seq2[Event[Cha
 	return v.changed.Subscribe(ctx, c, struct{}{})
 }
 
+// ReadAndOpen reads the value and opens a stream of its changes at the
+// same index: the first change is the one after the value returned.
+func (v *Value[T]) ReadAndOpen(ctx context.Context, c *Client) (T, *Stream[Change[T]], error) {
+	return ReadAndOpen(ctx, c, v.get, struct{}{}, v.changed, struct{}{})
+}
+
 // GetAs reads the value in the given mode.
 func (v *Value[T]) GetAs(ctx context.Context, c *Client, mode ReadMode) (T, error) {
 	return v.get.ReadAs(ctx, c, mode, struct{}{})
