@@ -104,3 +104,35 @@ func ExampleNumber() {
 	fmt.Println(v)
 	// Output: 5
 }
+
+// Read a value and follow its changes from exactly there: the first
+// change is the one after the value read, so nothing is missed between.
+func ExampleValue_ReadAndOpen() {
+	config := sm.NewValue[string]("config")
+	client, stop := startOne(config.Machine())
+	defer stop()
+	ctx := context.Background()
+	config.Set(ctx, client, "v1")
+	now, changes, _ := config.ReadAndOpen(ctx, client)
+	defer changes.Close(ctx)
+	config.Set(ctx, client, "v2")
+	ev, _ := changes.Next(ctx)
+	fmt.Println(now, "->", ev.Value.Old, "->", ev.Value.New)
+	// Output: v1 -> v1 -> v2
+}
+
+// The seed's on_key_inserted(k): a subscriber names the key it wants.
+func ExampleMap_ReadKeyAndOpen() {
+	prices := sm.NewMap[string, int]("prices")
+	client, stop := startOne(prices.Machine())
+	defer stop()
+	ctx := context.Background()
+	prices.Insert(ctx, client, "tea", 3)
+	v, ok, inserts, _ := prices.ReadKeyAndOpen(ctx, client, "tea")
+	defer inserts.Close(ctx)
+	prices.Insert(ctx, client, "coffee", 4) // another key: not for this stream
+	prices.Insert(ctx, client, "tea", 5)
+	ev, _ := inserts.Next(ctx)
+	fmt.Println(v, ok, ev.Value)
+	// Output: 3 true 5
+}
