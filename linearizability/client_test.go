@@ -8,50 +8,80 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bifrost-go/bifrost/raft/node"
+	"github.com/bifrost-go/bifrost/rpc"
+	"github.com/bifrost-go/bifrost/sm"
 )
 
-// readMode says how a client reads.
-type readMode int
+// maxBackoff bounds the wait of a client's sm.Client between attempts,
+// so that a client that was cut off for a whole phase tries again soon
+// after the heal.
+const maxBackoff = 100 * time.Millisecond
 
-const (
-	readIndex    readMode = iota // node.ReadIndex: linearizable
-	leaseRead                    // node.LeaseRead: linearizable with bounded drift
-	followerRead                 // node.FollowerRead from 0: possibly stale
-)
+// retryTimeout is how long a client that retries in a new session
+// (negative control only) waits for an update before it gives up on its
+// session: about the time a commit takes on the unreliable network, so
+// that many updates time out while still in flight.
+const retryTimeout = 150 * time.Millisecond
 
-// errLost is a request or reply the client-server network lost.
-var errLost = errors.New("message to or from the server lost")
+// readModeNames names the sm read modes in operation details.
+var readModeNames = map[sm.ReadMode]string{sm.Linearizable: "linearizable", sm.Lease: "lease", sm.Follower: "follower"}
 
-// client runs operations against a cluster the way a real client would:
-// it sends each request to the server it believes leads, follows
-// not-leader hints, moves on after a timeout, and retries a Put or Append
-// with the same sequence number until it hears back, so the store's
-// sessions make it exactly-once. Not safe for concurrent use: one
-// goroutine per client.
+// client runs operations against a cluster as an application would:
+// through an sm.Client of its own, over rpc connections of its own that
+// its pool dials on the cluster's client links. Finding the leader,
+// retrying and exactly-once are the sm.Client's. Not safe for concurrent
+// use: one goroutine per client.
 type client struct {
 	t     *testing.T
-	idx   int    // the client's index, for the history
-	id    uint64 // its session id in the store
-	seq   uint64 // its last request number
+	idx   int // the client's index, for the history and the links
 	c     *cluster
 	h     *History
 	rng   *rand.Rand
-	reads readMode
-	guess uint64 // the server it will try first
-	// freshSeq makes retries use a new sequence number, which defeats
-	// the store's deduplication (negative control only).
-	freshSeq bool
+	reads sm.ReadMode
+	links *clientLinks
+	pool  *rpc.Pool
+	sm    *sm.Client
+	// newSessionOnTimeout makes the client retry an update that takes
+	// longer than retryTimeout through a new sm.Client, in a new
+	// session that the hosts' dedupe cannot recognise (negative control
+	// only).
+	newSessionOnTimeout bool
+	// readOnly makes the client issue only Gets. Commands are what move
+	// a client's sm.Client to the leader, so a reader stays with the
+	// first server that answers it.
+	readOnly bool
 
-	retries    int // requests sent again
-	duplicates int // retries the store recognized as already applied
-	instant    int // ReadIndex or LeaseRead calls served in no fake time
+	sessions int // sessions given up on for a new one
+	instant  int // Linearizable or Lease reads served in no fake time
 }
 
-func newClient(t *testing.T, c *cluster, h *History, idx int, reads readMode) *client {
-	return &client{t: t, idx: idx, id: uint64(idx) + 1, c: c, h: h, reads: reads,
+func newClient(t *testing.T, c *cluster, h *History, idx int, reads sm.ReadMode) *client {
+	cl := &client{t: t, idx: idx, c: c, h: h, reads: reads,
 		rng:   rand.New(rand.NewPCG(c.cfg.seed, uint64(idx)+0xc11e)),
-		guess: c.ids[idx%len(c.ids)]}
+		links: &clientLinks{l: c.links, client: idx}}
+	cl.connect()
+	return cl
+}
+
+// connect gives the client a new pool and sm.Client, which opens a new
+// session with its first command.
+func (cl *client) connect() {
+	pool, err := rpc.NewPool(rpc.ClientConfig{Dial: cl.links.dial})
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	c, err := sm.NewClient(sm.ClientConfig{Group: group, Servers: cl.c.serversFrom(cl.idx), Pool: pool, MaxBackoff: maxBackoff})
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	cl.pool, cl.sm = pool, c
+}
+
+// close closes the client's session, within ctx, and its connections.
+func (cl *client) close(ctx context.Context) error {
+	err := cl.sm.Close(ctx)
+	cl.pool.Close()
+	return err
 }
 
 // do runs one operation until it completes or ctx ends; an operation
@@ -60,178 +90,84 @@ func (cl *client) do(ctx context.Context, in Input) {
 	id := cl.h.Invoke(cl.idx, in)
 	var out, detail string
 	var err error
-	if in.Kind == OpGet {
+	switch in.Kind {
+	case OpGet:
 		out, detail, err = cl.get(ctx, in.Key)
-	} else {
-		cl.seq++
-		detail, err = cl.update(ctx, Command{Kind: in.Kind, Client: cl.id, Seq: cl.seq, Key: in.Key, Value: in.Value})
+	case OpPut:
+		detail, err = cl.update(ctx, Put, Pair{Key: in.Key, Value: in.Value})
+	case OpAppend:
+		detail, err = cl.update(ctx, Append, Pair{Key: in.Key, Value: in.Value})
 	}
 	if err == nil {
 		cl.h.Return(id, out)
 		cl.h.Annotate(id, detail)
 	} else if ctx.Err() == nil {
-		cl.t.Error(err)
+		cl.t.Errorf("client %d: %v %q: %v", cl.idx, in.Kind, in.Key, err)
 	}
 }
 
-// update sends cmd until a server applied it, and describes where.
-func (cl *client) update(ctx context.Context, cmd Command) (detail string, err error) {
-	data, _ := cmd.AppendBinary(nil)
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			cl.retries++
-			if cl.freshSeq {
-				cl.seq++
-				cmd.Seq = cl.seq
-				data, _ = cmd.AppendBinary(nil)
-			}
+// update runs cmd until it applied, and describes where.
+func (cl *client) update(ctx context.Context, cmd *sm.Command[Pair, struct{}], p Pair) (detail string, err error) {
+	for {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if cl.newSessionOnTimeout {
+			actx, cancel = context.WithTimeout(ctx, retryTimeout)
 		}
-		var value []byte
-		var index uint64
-		var on uint64
-		err := cl.call(ctx, func(ctx context.Context, s *server) (err error) {
-			on = s.id
-			index, value, err = s.node.Propose(ctx, data)
-			return err
-		})
-		if err == nil {
-			r, derr := DecodeResult(value)
-			if derr != nil {
-				return "", fmt.Errorf("client %d: bad result %q: %w", cl.idx, value, derr)
-			}
-			if r.Duplicate {
-				cl.duplicates++
-			}
-			return fmt.Sprintf("seq %d on %d at %d (dup %v, attempt %d)", cmd.Seq, on, index, r.Duplicate, attempt), nil
+		_, err := cmd.Do(actx, cl.sm, p)
+		cancel()
+		switch {
+		case err == nil:
+			return fmt.Sprintf("answered by index %d (session %d of the client)", cl.sm.Seen(), cl.sessions+1), nil
+		case ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded):
+			return "", err
 		}
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
+		cl.abandonSession()
 	}
 }
 
-// get reads key until some server answers.
+// abandonSession forgets the client's session without telling the
+// servers, as a client that restarts would, and starts a new one.
+func (cl *client) abandonSession() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // closes the client at once: nothing is sent
+	cl.close(ctx)
+	cl.sessions++
+	cl.connect()
+}
+
+// get reads key in the client's read mode and describes where.
 func (cl *client) get(ctx context.Context, key string) (value, detail string, err error) {
-	for attempt := 0; ; attempt++ {
-		if cl.reads == followerRead || (attempt == 0 && cl.rng.IntN(3) == 0) {
-			// Any member answers a follower read; a follower asks the
-			// leader for a ReadIndex, which tests that path too.
-			cl.next()
-		}
-		err := cl.call(ctx, func(ctx context.Context, s *server) error {
-			var err error
-			value, detail, err = cl.read(ctx, s, key)
-			return err
-		})
-		if err == nil {
-			return value, detail, nil
-		}
-		if ctx.Err() != nil {
-			return "", "", ctx.Err()
-		}
-	}
-}
-
-// read reads key on s and describes where.
-func (cl *client) read(ctx context.Context, s *server, key string) (value, detail string, err error) {
-	var index, applied uint64
-	start := time.Now()
-	switch cl.reads {
-	case readIndex:
-		index, err = s.node.ReadIndex(ctx)
-	case leaseRead:
-		index, err = s.node.LeaseRead(ctx)
-	case followerRead:
-		index, err = s.node.FollowerRead(ctx, 0, func(uint64) { value, applied = s.kv.GetAt(key) })
-	}
-	if err == nil && cl.reads != followerRead {
-		// The node has applied at least the read index: what its store
-		// holds now is at least as new as the read.
-		value, applied = s.kv.GetAt(key)
-		if time.Since(start) == 0 {
-			cl.instant++ // no message went anywhere: a lease read
-		}
-	}
-	return value, fmt.Sprintf("on %d at read index %d, store at %d", s.id, index, applied), err
-}
-
-// call sends one request to the server the client believes leads, over
-// the client-server network with its losses and delays, and picks the
-// server for the next attempt from the outcome.
-func (cl *client) call(ctx context.Context, rpc func(context.Context, *server) error) error {
-	to := cl.guess
-	s := cl.c.server(to)
-	if s == nil || !cl.c.reachable(cl.idx, to) {
-		cl.next()
-		if err := cl.wait(ctx, 10*time.Millisecond); err != nil {
-			return err
-		}
-		return errLost // connection refused, after a while
-	}
-	if err := cl.hop(ctx); err != nil {
-		return err
-	}
-	cctx, cancel := withCallTimeout(ctx)
-	err := rpc(cctx, s)
-	cancel()
-	if err == nil && !cl.c.reachable(cl.idx, to) {
-		err = errLost // the reply cannot reach the client
-	}
-	if err == nil {
-		err = cl.hop(ctx)
-	}
+	start, before := time.Now(), cl.links.now()
+	r, err := Get.ReadAs(ctx, cl.sm, cl.reads, key)
 	if err != nil {
-		cl.redirect(s, err)
+		return "", "", err
 	}
-	return err
+	if took := cl.links.now().sub(before); took.requests == 1 && took.replies == 1 && time.Since(start) == took.delay {
+		// All the time the read took was on the client's links: the
+		// server answered in no fake time, without a message to
+		// anyone.
+		cl.instant++
+	}
+	return r.Value, fmt.Sprintf("%s read at index %d", readModeNames[cl.reads], r.Index), nil
 }
 
-// hop is one trip over the client-server network: a delay, or a loss the
-// client notices only by its timeout.
-func (cl *client) hop(ctx context.Context) error {
-	f := cl.c.faultsNow()
-	f.longDelay = 0 // a client has one request out: a late one only slows it
-	if cl.rng.Float64() < f.drop {
-		cl.next()
-		if err := cl.wait(ctx, callTimeout); err != nil {
-			return err
+// run issues random operations until ctx ends: Gets, Appends of values
+// unique to the client and request (so a duplicate shows), and Puts that
+// keep the values short; only Gets for a reader.
+func (cl *client) run(ctx context.Context, keys int) {
+	for n := 0; ctx.Err() == nil; n++ {
+		if sleep(ctx, time.Duration(cl.rng.IntN(20))*time.Millisecond) != nil {
+			return
 		}
-		return errLost
-	}
-	return cl.wait(ctx, f.delay(cl.rng))
-}
-
-// redirect chooses the next server after a failed attempt on s: its
-// leader hint when it is not the leader, another server otherwise.
-func (cl *client) redirect(s *server, err error) {
-	if lead := s.node.Status().Lead; lead != 0 && lead != s.id && !errors.Is(err, node.ErrStopped) {
-		cl.guess = lead
-		return
-	}
-	cl.next()
-}
-
-// next moves the client's guess to a random other server.
-func (cl *client) next() {
-	ids := cl.c.ids
-	cl.guess = ids[cl.rng.IntN(len(ids))]
-}
-
-// wait waits d of the bubble's time, or until ctx ends.
-func (cl *client) wait(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		// No timer that is due when its channel is first read: the
-		// runtime then runs it from the select itself, and under the
-		// race detector (Go 1.26.8) that path crashed in TSan twice
-		// (SIGSEGV in SlotLock), with this wait(ctx, 0) on the stack.
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+		key := fmt.Sprintf("k%d", cl.rng.IntN(keys))
+		value := fmt.Sprintf("%d.%d ", cl.idx, n)
+		switch p := cl.rng.IntN(100); {
+		case p < 45 || cl.readOnly:
+			cl.do(ctx, Input{Kind: OpGet, Key: key})
+		case p < 90:
+			cl.do(ctx, Input{Kind: OpAppend, Key: key, Value: value})
+		default:
+			cl.do(ctx, Input{Kind: OpPut, Key: key, Value: value})
+		}
 	}
 }

@@ -1,7 +1,8 @@
 package linearizability
 
 import (
-	"context"
+	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/bifrost-go/bifrost/raft"
 	"github.com/bifrost-go/bifrost/raft/node"
+	"github.com/bifrost-go/bifrost/rpc"
+	"github.com/bifrost-go/bifrost/sm"
 )
 
 // The cluster's clock: 10 ms ticks and an election timeout of 100 to 200
@@ -32,22 +35,37 @@ type clusterConfig struct {
 	snapshotEntries int
 }
 
-// server is one incarnation of a cluster member: a node and its store.
+// group is the name of the cluster's raft group, for sm.
+const group = "kv"
+
+// serverAddr is the rpc address of server id on the client links.
+func serverAddr(id uint64) string { return fmt.Sprintf("server-%d", id) }
+
+// server is one incarnation of a cluster member: a raft node whose state
+// machine is an sm.Host carrying the store, served to clients by an
+// rpc.Server on the links.
 type server struct {
-	id   uint64
-	node *node.Node
-	kv   *KV
+	id     uint64
+	node   *node.Node
+	host   *sm.Host
+	kv     *KV
+	rpc    *rpc.Server
+	served chan error // what rpc.Server.Serve returned
 }
 
-// cluster runs raft/node servers holding a KV on an in-memory network,
+// cluster runs raft/node servers hosting the KV machine on sm, with raft
+// messages on an in-memory network and clients on in-memory rpc links,
 // inside a synctest bubble. Crashed servers restart from the
-// node.MemoryStorage they had, with a fresh KV that the log (and
+// node.MemoryStorage they had, with a fresh host and KV that the log (and
 // snapshot) rebuilds.
 type cluster struct {
-	t   *testing.T
-	cfg clusterConfig
-	nw  *network
-	ids []uint64
+	t     *testing.T
+	cfg   clusterConfig
+	nw    *network
+	links *links
+	ids   []uint64
+	addrs []string          // the servers' rpc addresses, in id order
+	idOf  map[string]uint64 // and back
 
 	mu       sync.Mutex // protects the following
 	servers  map[uint64]*server
@@ -57,11 +75,14 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T, cfg clusterConfig) *cluster {
-	c := &cluster{t: t, cfg: cfg, nw: newNetwork(cfg.seed, cfg.faults),
+	c := &cluster{t: t, cfg: cfg, nw: newNetwork(cfg.seed, cfg.faults), idOf: map[string]uint64{},
 		servers: map[uint64]*server{}, storage: map[uint64]*node.MemoryStorage{},
 		restarts: map[uint64]int{}, reach: map[int][]uint64{}}
+	c.links = newLinks(c, cfg.seed)
 	for id := uint64(1); id <= uint64(cfg.servers); id++ {
 		c.ids = append(c.ids, id)
+		c.addrs = append(c.addrs, serverAddr(id))
+		c.idOf[serverAddr(id)] = id
 		c.storage[id] = node.NewMemoryStorage()
 	}
 	for _, id := range c.ids {
@@ -74,27 +95,46 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 // start starts server id from its storage; it must not be running.
 func (c *cluster) start(id uint64) {
 	c.t.Helper()
+	ln := newMemListener(serverAddr(id))
+	c.launch(id, ln)
+	c.links.up(id, ln) // after c.mu: the links lock first
+}
+
+// launch starts server id on ln.
+func (c *cluster) launch(id uint64, ln *memListener) {
+	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	kv := NewKV()
+	host, err := sm.NewHost(sm.HostConfig{}, kv.Machine())
+	if err != nil {
+		c.t.Fatalf("server %d: %v", id, err)
+	}
 	cfg := node.Config{
 		Raft: raft.Config{ID: id, Voters: c.ids, ElectionTicks: electionTicks,
 			// Election timeouts follow the seed, and differ per incarnation.
 			Seed:       c.cfg.seed*1000003 + id*101 + uint64(c.restarts[id]) + 1,
 			LeaseReads: c.cfg.leaseReads,
 		},
-		Storage: c.storage[id], Transport: c.nw.endpoint(id), StateMachine: kv,
+		Storage: c.storage[id], Transport: c.nw.endpoint(id), StateMachine: host,
 		TickInterval: tickInterval,
 	}
 	if c.cfg.snapshotEntries > 0 {
 		cfg.SnapshotEntries = c.cfg.snapshotEntries
 		cfg.Raft.SnapshotCatchUpEntries = -1 // a follower that lags at all needs the snapshot
 	}
-	n, err := node.Start(cfg)
-	if err != nil {
+	s := &server{id: id, host: host, kv: kv, served: make(chan error, 1)}
+	if s.node, err = node.Start(cfg); err != nil {
 		c.t.Fatalf("start server %d: %v", id, err)
 	}
-	c.servers[id] = &server{id: id, node: n, kv: kv}
+	if s.rpc, err = rpc.NewServer(rpc.Config{}); err != nil {
+		c.t.Fatalf("server %d: %v", id, err)
+	}
+	if _, err := sm.Serve(s.rpc, group, host, s.node); err != nil {
+		c.t.Fatalf("server %d: %v", id, err)
+	}
+	go func() { s.served <- s.rpc.Serve(ln) }()
+	c.servers[id] = s
 }
 
 // crash stops server id as if it failed: it hears nothing more and loses
@@ -112,7 +152,12 @@ func (c *cluster) crash(id uint64) {
 	if s == nil {
 		return
 	}
+	c.links.down(id)
 	c.nw.disconnect(id)
+	s.rpc.Close() // cancels the handlers waiting on the node
+	if err := <-s.served; !errors.Is(err, rpc.ErrServerClosed) {
+		c.t.Errorf("server %d: rpc Serve returned %v", id, err)
+	}
 	if err := s.node.Stop(); err != nil {
 		c.t.Errorf("stop server %d: %v", id, err)
 	}
@@ -155,15 +200,24 @@ func (c *cluster) running() []uint64 {
 	return slices.Sorted(maps.Keys(c.servers))
 }
 
-// limitClient lets client reach only the given servers; nil: all.
+// limitClient lets client reach only the given servers; nil: all. Its
+// connections to the others are cut.
 func (c *cluster) limitClient(client int, ids []uint64) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if ids == nil {
 		delete(c.reach, client)
-		return
+	} else {
+		c.reach[client] = slices.Clone(ids)
 	}
-	c.reach[client] = slices.Clone(ids)
+	c.mu.Unlock()
+	c.links.cutOff(client)
+}
+
+// serversFrom returns the servers' addresses starting with client's own
+// first choice, so that the clients start out spread over the servers.
+func (c *cluster) serversFrom(client int) []string {
+	i := client % len(c.addrs)
+	return append(slices.Clone(c.addrs[i:]), c.addrs[:i]...)
 }
 
 // reachable reports whether client can talk to server id now.
@@ -215,8 +269,9 @@ func (c *cluster) waitLeader(limit time.Duration) *server {
 
 // waitConverged lets fake time pass until every server has applied the
 // same index, at least the leader's commit index, and then checks that
-// all stores hold the same data: state machine safety, and no command
-// lost or applied twice on some replica.
+// all hosts hold the same state, byte for byte: the data, and the client
+// sessions that make commands exactly-once. That is state machine safety,
+// and no command lost or applied twice on some replica.
 func (c *cluster) waitConverged(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for ; time.Now().Before(deadline); time.Sleep(tickInterval) {
@@ -224,31 +279,44 @@ func (c *cluster) waitConverged(limit time.Duration) error {
 		if lead == nil {
 			continue
 		}
-		commit := lead.node.Status().Commit
-		states := map[uint64]map[string]string{}
-		var applied []uint64
-		caughtUp := true
-		for _, id := range c.running() {
-			s := c.server(id)
-			caughtUp = caughtUp && s.node.Status().Applied >= commit
-			// The store's own applied index, read with its data: the
-			// node may apply more between two separate reads.
-			kvApplied, data := s.kv.State()
-			applied = append(applied, kvApplied)
-			states[id] = data
-		}
-		if !caughtUp || slices.Min(applied) != slices.Max(applied) {
+		states, applied, ok := c.hostStates(lead.node.Status().Commit)
+		if !ok {
 			continue
 		}
-		for id, data := range states {
-			if !maps.Equal(data, states[c.ids[0]]) {
-				return fmt.Errorf("servers %d and %d applied through %d but hold different data:\n%v\n%v",
-					c.ids[0], id, applied[0], states[c.ids[0]], data)
+		first := c.running()[0]
+		for id, st := range states {
+			if !bytes.Equal(st, states[first]) {
+				return fmt.Errorf("servers %d and %d applied through %d but hold different states; data:\n%v\n%v",
+					first, id, applied, c.server(first).kv.Data(), c.server(id).kv.Data())
 			}
 		}
 		return nil
 	}
 	return fmt.Errorf("servers did not converge within %v of fake time", limit)
+}
+
+// hostStates returns the snapshot of every running host and the index
+// they are at, if all have applied the same index, at least commit.
+func (c *cluster) hostStates(commit uint64) (states map[uint64][]byte, applied uint64, ok bool) {
+	states = map[uint64][]byte{}
+	var at []uint64
+	for _, id := range c.running() {
+		s := c.server(id)
+		before := s.host.Applied()
+		snap, err := s.host.Snapshot()
+		if err != nil {
+			c.t.Errorf("snapshot of server %d: %v", id, err)
+			return nil, 0, false
+		}
+		if s.host.Applied() != before {
+			return nil, 0, false // applied more while it encoded
+		}
+		states[id], at = snap, append(at, before)
+	}
+	if len(at) == 0 || slices.Min(at) != slices.Max(at) || at[0] < commit {
+		return nil, 0, false
+	}
+	return states, at[0], true
 }
 
 // crashes returns how many times servers crashed so far.
@@ -271,16 +339,6 @@ func (c *cluster) snapshots() int {
 		}
 	}
 	return n
-}
-
-// callTimeout is how long a client waits for an answer from one server
-// before it tries another: a little over two election timeouts, which is
-// how long a ReadIndex may wait for its leader.
-const callTimeout = 250 * time.Millisecond
-
-// withCallTimeout bounds one call of a client to one server.
-func withCallTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, callTimeout)
 }
 
 // faultsNow returns the network's current faults, which the clients'

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/bifrost-go/bifrost/raft"
+	"github.com/bifrost-go/bifrost/sm"
 )
 
 // OpKind names an operation on the key-value store.
@@ -35,175 +35,118 @@ func (k OpKind) String() string {
 	return fmt.Sprintf("OpKind(%d)", uint8(k))
 }
 
-// ErrCorrupt reports bytes that are not a valid command, result or
+// ErrCorrupt reports bytes that are not a valid request, answer or
 // snapshot.
 var ErrCorrupt = errors.New("linearizability: corrupt encoding")
 
-// Command is one client request as it travels through the raft log.
-// Client and Seq identify it for exactly-once execution (thesis 6.3): a
-// client numbers its requests 1, 2, 3, ... and retries a request with the
-// same Seq until it hears an answer, and the store applies each number
-// once.
-type Command struct {
-	Kind   OpKind
-	Client uint64 // unique per client, non-zero
-	Seq    uint64 // the client's request number, from 1
-	Key    string
-	Value  string // for Put and Append
-}
+// The functions of the "kv" machine, shared by the servers' hosts and the
+// clients. Put and Append are commands: the client's sm session makes
+// each call apply once, however often it is retried. Get is a query, in
+// whichever read mode the caller names.
+var (
+	Put    = sm.NewCommand[Pair, struct{}](machineName, "put")
+	Append = sm.NewCommand[Pair, struct{}](machineName, "append")
+	Get    = sm.NewQuery[string, Reading](machineName, "get")
+)
 
-// AppendBinary appends the command's encoding to b: the kind byte, client
-// and sequence number as uvarints, then key and value each prefixed by
-// its length as a uvarint.
-func (c Command) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, byte(c.Kind))
-	b = binary.AppendUvarint(b, c.Client)
-	b = binary.AppendUvarint(b, c.Seq)
-	b = appendString(b, c.Key)
-	return appendString(b, c.Value), nil
+const machineName = "kv"
+
+// Pair is the request of Put and Append.
+type Pair struct{ Key, Value string }
+
+// AppendBinary appends the pair's encoding to b: key and value, each
+// prefixed by its length as a uvarint.
+func (p Pair) AppendBinary(b []byte) ([]byte, error) {
+	return appendString(appendString(b, p.Key), p.Value), nil
 }
 
 // UnmarshalBinary decodes what AppendBinary encoded.
-func (c *Command) UnmarshalBinary(b []byte) error {
+func (p *Pair) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b}
-	kind := OpKind(d.byte())
-	cmd := Command{Kind: kind, Client: d.uvarint(), Seq: d.uvarint(), Key: d.string(), Value: d.string()}
+	v := Pair{Key: d.string(), Value: d.string()}
 	if err := d.finish(); err != nil {
 		return err
 	}
-	if kind < OpGet || kind > OpAppend {
-		return fmt.Errorf("%w: unknown operation %d", ErrCorrupt, kind)
-	}
-	*c = cmd
+	*p = v
 	return nil
 }
 
-// Result is the store's answer to a Command, as Apply encodes it.
-type Result struct {
-	// Duplicate says the store had already applied this client's request
-	// Seq (a retry): it changed nothing and repeats the first answer.
-	Duplicate bool
-	// Value is what a Get read.
+// Reading is the answer of Get: the value, and the log index the
+// replica's state was at when it read it.
+type Reading struct {
 	Value string
+	Index uint64
 }
 
-// Status bytes that open an encoded Result.
-const (
-	statusApplied   byte = 1
-	statusDuplicate byte = 2
-)
+// AppendBinary appends the reading's encoding to b: the value prefixed by
+// its length, then the index, as uvarints.
+func (r Reading) AppendBinary(b []byte) ([]byte, error) {
+	return binary.AppendUvarint(appendString(b, r.Value), r.Index), nil
+}
 
-func (r Result) appendBinary(b []byte) []byte {
-	status := statusApplied
-	if r.Duplicate {
-		status = statusDuplicate
+// UnmarshalBinary decodes what AppendBinary encoded.
+func (r *Reading) UnmarshalBinary(b []byte) error {
+	d := decoder{b: b}
+	v := Reading{Value: d.string(), Index: d.uvarint()}
+	if err := d.finish(); err != nil {
+		return err
 	}
-	return append(append(b, status), r.Value...)
+	*r = v
+	return nil
 }
 
-// DecodeResult decodes the value that KV.Apply returned.
-func DecodeResult(b []byte) (Result, error) {
-	if len(b) == 0 || (b[0] != statusApplied && b[0] != statusDuplicate) {
-		return Result{}, fmt.Errorf("%w: bad result", ErrCorrupt)
-	}
-	return Result{Duplicate: b[0] == statusDuplicate, Value: string(b[1:])}, nil
-}
-
-// session is what the store remembers of one client: the last request it
-// applied and that request's answer, to repeat to a retry.
-type session struct {
-	seq    uint64
-	result Result
-}
-
-// KV is a replicated key-value store: a node.StateMachine (and
-// node.Snapshotter) whose commands are encoded Commands. The table of
-// client sessions that makes retries exactly-once is part of the
-// replicated state, so every replica, and every snapshot, agrees on which
-// requests were applied. Sessions never expire: a test's clients are few.
-// A KV is safe for concurrent use: Apply runs on a node's driver while
-// readers call Get.
+// KV is the state of a replicated key-value store: a string per key, which
+// Put sets, Append extends and Get returns. It is an sm.Snapshotter; its
+// Machine carries it on a server's sm.Host, which applies commands one at
+// a time in log order. Exactly-once execution is the host's (its client
+// sessions), not the store's. A KV is safe for concurrent use: besides
+// the host, a test reads it to compare replicas.
 type KV struct {
-	mu       sync.Mutex // protects the following
-	data     map[string]string
-	sessions map[uint64]session
-	applied  uint64 // the index of the last command applied
+	mu   sync.Mutex // protects data
+	data map[string]string
 }
 
 // NewKV returns an empty store.
-func NewKV() *KV {
-	return &KV{data: map[string]string{}, sessions: map[uint64]session{}}
+func NewKV() *KV { return &KV{data: map[string]string{}} }
+
+// Machine returns the "kv" machine over kv, for one server's host.
+func (kv *KV) Machine() *sm.Machine {
+	m := sm.NewMachine(machineName, kv)
+	sm.HandleCommand(m, Put, kv.put)
+	sm.HandleCommand(m, Append, kv.append)
+	sm.HandleQuery(m, Get, kv.get)
+	return m
 }
 
-// Apply applies one committed entry and returns a command's encoded
-// Result. A no-op, a configuration entry or a malformed command changes
-// nothing but the applied index and yields nil.
-func (kv *KV) Apply(e raft.Entry) []byte {
+func (kv *KV) put(_ *sm.Apply, p Pair) (struct{}, error) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	kv.applied = e.Index
-	var c Command
-	if e.Type != raft.EntryNormal {
-		return nil
-	}
-	if err := c.UnmarshalBinary(e.Data); err != nil {
-		return nil
-	}
-	return kv.apply(c).appendBinary(nil)
+	kv.data[p.Key] = p.Value
+	return struct{}{}, nil
 }
 
-// apply executes c unless its session shows it already ran.
-func (kv *KV) apply(c Command) Result {
-	s, seen := kv.sessions[c.Client]
-	if seen && c.Seq <= s.seq {
-		// A retry of the last request repeats its answer; an older one
-		// cannot be waited for any more (the client moved on), so any
-		// answer does.
-		r := Result{Duplicate: true}
-		if c.Seq == s.seq {
-			r.Value = s.result.Value
-		}
-		return r
-	}
-	var r Result
-	switch c.Kind {
-	case OpGet:
-		r.Value = kv.data[c.Key]
-	case OpPut:
-		kv.data[c.Key] = c.Value
-	case OpAppend:
-		kv.data[c.Key] += c.Value
-	}
-	kv.sessions[c.Client] = session{seq: c.Seq, result: r}
-	return r
-}
-
-// Get returns the value of key as of the last command applied.
-func (kv *KV) Get(key string) string {
+func (kv *KV) append(_ *sm.Apply, p Pair) (struct{}, error) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	return kv.data[key]
+	kv.data[p.Key] += p.Value
+	return struct{}{}, nil
 }
 
-// GetAt returns the value of key and the index of the last command
-// applied, read together.
-func (kv *KV) GetAt(key string) (value string, applied uint64) {
+func (kv *KV) get(r *sm.Read, key string) (Reading, error) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	return kv.data[key], kv.applied
+	return Reading{Value: kv.data[key], Index: r.Applied}, nil
 }
 
-// State returns the index of the last command applied and a copy of the
-// data at that index, for comparing replicas.
-func (kv *KV) State() (applied uint64, data map[string]string) {
+// Data returns a copy of the data, for comparing replicas.
+func (kv *KV) Data() map[string]string {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	return kv.applied, maps.Clone(kv.data)
+	return maps.Clone(kv.data)
 }
 
-// Snapshot encodes the whole replicated state: the data and the
-// sessions, in key order so that equal states encode equally. The index
-// it is at is the snapshot's own (raft.SnapshotMeta).
+// Snapshot encodes the data: the number of keys, then each key and its
+// value in key order, so that equal states encode equally.
 func (kv *KV) Snapshot() ([]byte, error) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
@@ -211,34 +154,25 @@ func (kv *KV) Snapshot() ([]byte, error) {
 	for _, k := range slices.Sorted(maps.Keys(kv.data)) {
 		b = appendString(appendString(b, k), kv.data[k])
 	}
-	b = binary.AppendUvarint(b, uint64(len(kv.sessions)))
-	for _, id := range slices.Sorted(maps.Keys(kv.sessions)) {
-		s := kv.sessions[id]
-		b = binary.AppendUvarint(binary.AppendUvarint(b, id), s.seq)
-		b = appendString(b, string(s.result.appendBinary(nil)))
-	}
 	return b, nil
 }
 
-// Restore replaces the state with a snapshot's, taken at meta.Index.
-func (kv *KV) Restore(meta raft.SnapshotMeta, snap []byte) error {
-	d := decoder{b: snap}
+// Restore replaces the data with a snapshot's; nil is the empty store.
+func (kv *KV) Restore(snap []byte) error {
 	data := map[string]string{}
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		k := d.string()
-		data[k] = d.string()
-	}
-	sessions := map[uint64]session{}
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		id, seq := d.uvarint(), d.uvarint()
-		sessions[id] = session{seq: seq, result: d.result()}
-	}
-	if err := d.finish(); err != nil {
-		return err
+	if snap != nil {
+		d := decoder{b: snap}
+		for n := d.count(); n > 0 && d.err == nil; n-- {
+			k := d.string()
+			data[k] = d.string()
+		}
+		if err := d.finish(); err != nil {
+			return err
+		}
 	}
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	kv.applied, kv.data, kv.sessions = meta.Index, data, sessions
+	kv.data = data
 	return nil
 }
 
@@ -258,16 +192,6 @@ func (d *decoder) fail() {
 		d.err = fmt.Errorf("%w: truncated", ErrCorrupt)
 	}
 	d.b = nil
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) == 0 {
-		d.fail()
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
 }
 
 func (d *decoder) uvarint() uint64 {
@@ -296,14 +220,6 @@ func (d *decoder) string() string {
 	s := string(d.b[:n])
 	d.b = d.b[n:]
 	return s
-}
-
-func (d *decoder) result() Result {
-	r, err := DecodeResult([]byte(d.string()))
-	if err != nil && d.err == nil {
-		d.err = err
-	}
-	return r
 }
 
 // finish reports the first error, or trailing bytes.

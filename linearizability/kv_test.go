@@ -1,119 +1,96 @@
 package linearizability
 
 import (
+	"bytes"
 	"errors"
 	"maps"
 	"testing"
 
-	"github.com/bifrost-go/bifrost/raft"
+	"github.com/bifrost-go/bifrost/sm"
 )
 
-func encode(t *testing.T, c Command) []byte {
-	t.Helper()
-	b, err := c.AppendBinary(nil)
-	if err != nil {
-		t.Fatalf("encode %+v: %v", c, err)
-	}
-	return b
-}
-
-func TestCommandRoundTrip(t *testing.T) {
-	tests := []Command{
-		{Kind: OpGet, Client: 1, Seq: 1, Key: "k"},
-		{Kind: OpPut, Client: 1 << 60, Seq: 1 << 40, Key: "", Value: "v"},
-		{Kind: OpAppend, Client: 7, Seq: 3, Key: "key with spaces", Value: string(make([]byte, 300))},
-	}
-	for _, want := range tests {
-		var got Command
-		if err := got.UnmarshalBinary(encode(t, want)); err != nil {
-			t.Fatalf("decode %+v: %v", want, err)
+func TestPairAndReadingRoundTrip(t *testing.T) {
+	for _, want := range []Pair{{}, {Key: "k", Value: "v"}, {Key: "key with spaces", Value: string(make([]byte, 300))}} {
+		b, _ := want.AppendBinary(nil)
+		var got Pair
+		if err := got.UnmarshalBinary(b); err != nil || got != want {
+			t.Errorf("pair round trip: got %+v, %v; want %+v", got, err, want)
 		}
-		if got != want {
-			t.Errorf("round trip: got %+v, want %+v", got, want)
+	}
+	for _, want := range []Reading{{}, {Value: "ab", Index: 7}, {Value: string(make([]byte, 300)), Index: 1 << 60}} {
+		b, _ := want.AppendBinary(nil)
+		var got Reading
+		if err := got.UnmarshalBinary(b); err != nil || got != want {
+			t.Errorf("reading round trip: got %+v, %v; want %+v", got, err, want)
 		}
 	}
 }
 
-func TestCommandRejectsBadEncodings(t *testing.T) {
-	good := encode(t, Command{Kind: OpPut, Client: 1, Seq: 2, Key: "k", Value: "v"})
-	tests := map[string][]byte{
-		"empty":          nil,
-		"unknown kind":   append([]byte{9}, good[1:]...),
-		"truncated":      good[:len(good)-1],
-		"trailing bytes": append(good[:len(good):len(good)], 0),
-		"huge length":    {byte(OpPut), 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
+func TestPairAndReadingRejectBadEncodings(t *testing.T) {
+	pair, _ := Pair{Key: "k", Value: "v"}.AppendBinary(nil)
+	reading, _ := Reading{Value: "v", Index: 300}.AppendBinary(nil)
+	tests := map[string]struct {
+		b []byte
+		v interface{ UnmarshalBinary([]byte) error }
+	}{
+		"empty pair":          {nil, new(Pair)},
+		"truncated pair":      {pair[:len(pair)-1], new(Pair)},
+		"pair, trailing":      {append(pair[:len(pair):len(pair)], 0), new(Pair)},
+		"pair, huge length":   {[]byte{0xff, 0xff, 0xff, 0xff, 0x0f}, new(Pair)},
+		"empty reading":       {nil, new(Reading)},
+		"truncated reading":   {reading[:len(reading)-1], new(Reading)},
+		"reading, trailing":   {append(reading[:len(reading):len(reading)], 0), new(Reading)},
+		"reading, bad length": {[]byte{5, 'v'}, new(Reading)},
 	}
-	for name, b := range tests {
-		var c Command
-		if err := c.UnmarshalBinary(b); !errors.Is(err, ErrCorrupt) {
+	for name, tt := range tests {
+		if err := tt.v.UnmarshalBinary(tt.b); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: err = %v, want ErrCorrupt", name, err)
 		}
 	}
 }
 
-// apply applies c at index and decodes the result.
-func apply(t *testing.T, kv *KV, index uint64, c Command) Result {
-	t.Helper()
-	r, err := DecodeResult(kv.Apply(raft.Entry{Index: index, Term: 1, Data: encode(t, c)}))
-	if err != nil {
-		t.Fatalf("apply %+v: %v", c, err)
-	}
-	return r
-}
-
-func TestKVAppliesEachRequestOnce(t *testing.T) {
+func TestKVAppliesPutAndAppend(t *testing.T) {
 	kv := NewKV()
-	steps := []struct {
-		cmd  Command
-		want Result
-	}{
-		{Command{Kind: OpAppend, Client: 1, Seq: 1, Key: "x", Value: "a"}, Result{}},
-		{Command{Kind: OpAppend, Client: 1, Seq: 1, Key: "x", Value: "a"}, Result{Duplicate: true}}, // retry
-		{Command{Kind: OpAppend, Client: 2, Seq: 1, Key: "x", Value: "b"}, Result{}},                // another client
-		{Command{Kind: OpGet, Client: 1, Seq: 2, Key: "x"}, Result{Value: "ab"}},
-		{Command{Kind: OpGet, Client: 1, Seq: 2, Key: "x"}, Result{Duplicate: true, Value: "ab"}},   // repeats the answer
-		{Command{Kind: OpAppend, Client: 1, Seq: 1, Key: "x", Value: "a"}, Result{Duplicate: true}}, // older than the last
-		{Command{Kind: OpPut, Client: 1, Seq: 3, Key: "x", Value: "c"}, Result{}},
+	kv.append(nil, Pair{Key: "x", Value: "a"})
+	kv.append(nil, Pair{Key: "x", Value: "b"})
+	kv.put(nil, Pair{Key: "y", Value: "c"})
+	kv.append(nil, Pair{Key: "y", Value: "d"})
+	if r, _ := kv.get(&sm.Read{Applied: 4}, "x"); r != (Reading{Value: "ab", Index: 4}) {
+		t.Errorf("get x: %+v", r)
 	}
-	for i, s := range steps {
-		if got := apply(t, kv, uint64(i+1), s.cmd); got != s.want {
-			t.Errorf("step %d %+v: got %+v, want %+v", i, s.cmd, got, s.want)
-		}
+	if r, _ := kv.get(&sm.Read{Applied: 4}, "z"); r != (Reading{Index: 4}) {
+		t.Errorf("get of a missing key: %+v", r)
 	}
-	if got := kv.Get("x"); got != "c" {
-		t.Errorf("x = %q, want %q", got, "c")
-	}
-	if got := kv.Apply(raft.Entry{Index: 100, Term: 1, Data: []byte{0}}); got != nil {
-		t.Errorf("malformed command: result %q, want nil", got)
+	kv.put(nil, Pair{Key: "x", Value: "e"})
+	if got, want := kv.Data(), map[string]string{"x": "e", "y": "cd"}; !maps.Equal(got, want) {
+		t.Errorf("data %v, want %v", got, want)
 	}
 }
 
-func TestKVSnapshotKeepsSessions(t *testing.T) {
-	kv := NewKV()
-	apply(t, kv, 1, Command{Kind: OpAppend, Client: 1, Seq: 1, Key: "x", Value: "a"})
-	apply(t, kv, 2, Command{Kind: OpPut, Client: 2, Seq: 5, Key: "y", Value: "b"})
-	snap, err := kv.Snapshot()
-	if err != nil {
-		t.Fatal(err)
+func TestKVSnapshotIsDeterministic(t *testing.T) {
+	a, b := NewKV(), NewKV()
+	pairs := []Pair{{"x", "1"}, {"y", "2"}, {"z", "3"}, {"w", ""}}
+	for i := range pairs {
+		a.put(nil, pairs[i])
+		b.put(nil, pairs[len(pairs)-1-i])
+	}
+	snapA, _ := a.Snapshot()
+	snapB, _ := b.Snapshot()
+	if !bytes.Equal(snapA, snapB) {
+		t.Fatalf("equal states encode differently:\n%x\n%x", snapA, snapB)
 	}
 	restored := NewKV()
-	if err := restored.Restore(raft.SnapshotMeta{Index: 2, Term: 1}, snap); err != nil {
+	restored.put(nil, Pair{"stale", "gone"})
+	if err := restored.Restore(snapA); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
-	wantApplied, wantData := kv.State()
-	gotApplied, gotData := restored.State()
-	if gotApplied != wantApplied || !maps.Equal(gotData, wantData) {
-		t.Errorf("restored state %d %v, want %d %v", gotApplied, gotData, wantApplied, wantData)
+	if !maps.Equal(restored.Data(), a.Data()) {
+		t.Errorf("restored %v, want %v", restored.Data(), a.Data())
 	}
-	// The retry of a request applied before the snapshot is recognized.
-	if r := apply(t, restored, 3, Command{Kind: OpAppend, Client: 1, Seq: 1, Key: "x", Value: "a"}); !r.Duplicate {
-		t.Errorf("retry after restore applied again: %+v", r)
+	if err := restored.Restore(nil); err != nil || len(restored.Data()) != 0 {
+		t.Errorf("restore of nil: %v, %v; want the empty store", restored.Data(), err)
 	}
-	if got := restored.Get("x"); got != "a" {
-		t.Errorf("x = %q after the retry, want %q", got, "a")
-	}
-	again, _ := restored.Snapshot()
-	if err := NewKV().Restore(raft.SnapshotMeta{Index: 3, Term: 1}, again[:len(again)-1]); !errors.Is(err, ErrCorrupt) {
+	if err := NewKV().Restore(snapA[:len(snapA)-1]); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("restore of a truncated snapshot: %v, want ErrCorrupt", err)
 	}
 }
@@ -135,28 +112,53 @@ func TestHistoryOrdersOperations(t *testing.T) {
 	}
 }
 
-func FuzzCommandDecode(f *testing.F) {
-	f.Add([]byte{byte(OpPut), 1, 1, 1, 'k', 1, 'v'})
-	f.Add([]byte{byte(OpGet), 0x80})
+func FuzzPairDecode(f *testing.F) {
+	f.Add([]byte{1, 'k', 1, 'v'})
+	f.Add([]byte{0x80})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var c Command
-		if c.UnmarshalBinary(b) != nil {
+		var p Pair
+		if p.UnmarshalBinary(b) != nil {
 			return
 		}
-		again, _ := c.AppendBinary(nil)
-		var d Command
-		if err := d.UnmarshalBinary(again); err != nil || d != c {
-			t.Errorf("re-encoding %+v: got %+v, %v", c, d, err)
+		var again Pair
+		enc, _ := p.AppendBinary(nil)
+		if err := again.UnmarshalBinary(enc); err != nil || again != p {
+			t.Errorf("re-encoding %+v: got %+v, %v", p, again, err)
+		}
+	})
+}
+
+func FuzzReadingDecode(f *testing.F) {
+	f.Add([]byte{1, 'v', 7})
+	f.Add([]byte{0, 0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r Reading
+		if r.UnmarshalBinary(b) != nil {
+			return
+		}
+		var again Reading
+		enc, _ := r.AppendBinary(nil)
+		if err := again.UnmarshalBinary(enc); err != nil || again != r {
+			t.Errorf("re-encoding %+v: got %+v, %v", r, again, err)
 		}
 	})
 }
 
 func FuzzKVRestore(f *testing.F) {
 	kv := NewKV()
-	kv.Apply(raft.Entry{Index: 1, Term: 1, Data: []byte{byte(OpPut), 1, 1, 1, 'k', 1, 'v'}})
+	kv.put(nil, Pair{Key: "k", Value: "v"})
 	snap, _ := kv.Snapshot()
 	f.Add(snap)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = NewKV().Restore(raft.SnapshotMeta{Index: 1, Term: 1}, b) // must not panic
+		restored := NewKV()
+		if restored.Restore(b) != nil {
+			return
+		}
+		// What restores, snapshots again to a state that restores the same.
+		again, _ := restored.Snapshot()
+		other := NewKV()
+		if err := other.Restore(again); err != nil || !maps.Equal(other.Data(), restored.Data()) {
+			t.Errorf("restore of %x gave %v; its snapshot restores as %v, %v", b, restored.Data(), other.Data(), err)
+		}
 	})
 }

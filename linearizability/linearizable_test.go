@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/bifrost-go/bifrost/sm"
 )
 
 var (
@@ -23,9 +25,13 @@ type scenario struct {
 	name    string
 	servers int
 	clients int
+	// readers is how many of the clients (the last ones) only read:
+	// staying with the first server that answers them, they read through
+	// followers too.
+	readers int
 	keys    int
-	faults  faults   // of the network, until the cluster heals
-	reads   readMode // how clients read
+	faults  faults      // of the network, until the cluster heals
+	reads   sm.ReadMode // how clients read
 	cluster func(*clusterConfig)
 	// nemesis injects faults until the phase ends (nil: only the
 	// network's); the cluster is healed after it returns.
@@ -35,9 +41,9 @@ type scenario struct {
 	// minAfterHeal is how many operations must complete after the heal;
 	// every client must complete at least one as well.
 	minAfterHeal int
-	// freshSeqOnRetry breaks exactly-once on purpose: clients retry with
-	// a new sequence number (negative control only).
-	freshSeqOnRetry bool
+	// newSessionOnTimeout breaks exactly-once on purpose: clients retry
+	// a slow update in a new session (negative control only).
+	newSessionOnTimeout bool
 	// wantTransfers fails the run unless a leadership transfer worked.
 	wantTransfers bool
 }
@@ -48,11 +54,13 @@ func (sc scenario) scaled() scenario {
 	sc.settle = time.Duration(float64(sc.settle) * sizeFactor)
 	sc.clients = max(2, int(float64(sc.clients)*sizeFactor+0.5))
 	sc.minAfterHeal = max(1, int(float64(sc.minAfterHeal)*sizeFactor))
+	sc.readers = min(sc.readers, sc.clients-1)
 	return sc
 }
 
 // unreliable is the fault model of the MIT 6.5840 kvraft tests: requests
-// and replies lost one time in ten, delays up to 26 ms, reordering.
+// and replies lost one time in ten, delays up to 26 ms, reordering. On
+// the client links a loss cuts the connection.
 var unreliable = faults{drop: 0.1, minDelay: time.Millisecond, maxDelay: 26 * time.Millisecond, reorder: true}
 
 // reordering adds to unreliable the long reordering of the MIT tests:
@@ -65,50 +73,51 @@ var lan = faults{minDelay: time.Millisecond, maxDelay: 3 * time.Millisecond}
 
 func scenarios() []scenario {
 	return []scenario{
-		{name: "basic", servers: 3, clients: 5, keys: 3, faults: lan,
+		{name: "basic", servers: 3, clients: 5, readers: 1, keys: 3, faults: lan,
 			phase: 2 * time.Second, settle: time.Second, minAfterHeal: 100},
-		{name: "concurrent", servers: 7, clients: 15, keys: 5, faults: lan,
+		{name: "concurrent", servers: 7, clients: 15, readers: 3, keys: 5, faults: lan,
 			phase: 2 * time.Second, settle: time.Second, minAfterHeal: 200},
-		{name: "unreliable", servers: 5, clients: 5, keys: 3, faults: unreliable,
+		{name: "unreliable", servers: 5, clients: 5, readers: 1, keys: 3, faults: unreliable,
 			phase: 3 * time.Second, settle: time.Second, minAfterHeal: 20},
-		{name: "unreliable_long_reordering", servers: 5, clients: 5, keys: 3, faults: reordering,
+		{name: "unreliable_long_reordering", servers: 5, clients: 5, readers: 1, keys: 3, faults: reordering,
 			phase: 3 * time.Second, settle: time.Second, minAfterHeal: 20},
-		{name: "one_partition", servers: 5, clients: 6, keys: 3, faults: lan,
+		{name: "one_partition", servers: 5, clients: 6, readers: 1, keys: 3, faults: lan,
 			nemesis: onePartition, phase: 2 * time.Second, settle: time.Second, minAfterHeal: 50},
-		{name: "many_partitions_lan", servers: 5, clients: 5, keys: 3, faults: lan,
+		{name: "many_partitions_lan", servers: 5, clients: 5, readers: 1, keys: 3, faults: lan,
 			nemesis: manyPartitions, phase: 4 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 20},
-		{name: "many_partitions", servers: 5, clients: 5, keys: 3, faults: unreliable,
+		{name: "many_partitions", servers: 5, clients: 5, readers: 1, keys: 3, faults: unreliable,
 			nemesis: manyPartitions, phase: 4 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 20},
-		{name: "crash_restart", servers: 5, clients: 5, keys: 3, faults: lan,
+		{name: "crash_restart", servers: 5, clients: 5, readers: 1, keys: 3, faults: lan,
 			nemesis: crashRestart, phase: 4 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 50},
-		{name: "crash_restart_snapshots_partitions", servers: 5, clients: 5, keys: 3, faults: unreliable,
+		{name: "crash_restart_snapshots_partitions", servers: 5, clients: 5, readers: 1, keys: 3, faults: unreliable,
 			cluster: func(cfg *clusterConfig) { cfg.snapshotEntries = 20 },
 			nemesis: both(crashRestart, manyPartitions), phase: 4 * time.Second, settle: 2 * time.Second, minAfterHeal: 20},
-		{name: "concurrent_unreliable_partitions_crash_snapshots", servers: 7, clients: 15, keys: 5, faults: unreliable,
+		{name: "concurrent_unreliable_partitions_crash_snapshots", servers: 7, clients: 15, readers: 3, keys: 5, faults: unreliable,
 			cluster: func(cfg *clusterConfig) { cfg.snapshotEntries = 50 },
 			nemesis: both(crashRestart, manyPartitions), phase: 4 * time.Second, settle: 2 * time.Second, minAfterHeal: 50},
-		{name: "isolated_leader_reads", servers: 5, clients: 5, keys: 3, faults: lan,
+		{name: "isolated_leader_reads", servers: 5, clients: 5, readers: 1, keys: 3, faults: lan,
 			nemesis: isolateLeader, phase: 4 * time.Second, settle: time.Second, minAfterHeal: 50},
-		{name: "leader_transfer_churn", servers: 5, clients: 5, keys: 3, faults: lan,
+		{name: "leader_transfer_churn", servers: 5, clients: 5, readers: 1, keys: 3, faults: lan,
 			nemesis: transferChurn, wantTransfers: true, phase: 3 * time.Second, settle: time.Second, minAfterHeal: 50},
-		{name: "lease_reads_partitions", servers: 5, clients: 5, keys: 3, faults: lan,
-			reads: leaseRead, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
+		{name: "lease_reads_partitions", servers: 5, clients: 5, readers: 1, keys: 3, faults: lan,
+			reads: sm.Lease, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
 			nemesis: isolateLeader, phase: 4 * time.Second, settle: time.Second, minAfterHeal: 50},
-		{name: "lease_reads_transfer_churn_partitions", servers: 5, clients: 5, keys: 3, faults: lan,
-			reads: leaseRead, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
+		{name: "lease_reads_transfer_churn_partitions", servers: 5, clients: 5, readers: 1, keys: 3, faults: lan,
+			reads: sm.Lease, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
 			nemesis: both(transferChurn, isolateLeader), phase: 4 * time.Second, settle: time.Second, minAfterHeal: 50},
-		{name: "lease_reads_long_reordering_partitions", servers: 5, clients: 5, keys: 3, faults: reordering,
-			reads: leaseRead, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
+		{name: "lease_reads_long_reordering_partitions", servers: 5, clients: 5, readers: 1, keys: 3, faults: reordering,
+			reads: sm.Lease, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
 			nemesis: isolateLeader, phase: 4 * time.Second, settle: time.Second, minAfterHeal: 20},
-		{name: "lease_reads_crash_restart", servers: 3, clients: 5, keys: 3, faults: lan,
-			reads: leaseRead, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
+		{name: "lease_reads_crash_restart", servers: 3, clients: 5, readers: 1, keys: 3, faults: lan,
+			reads: sm.Lease, cluster: func(cfg *clusterConfig) { cfg.leaseReads = true },
 			nemesis: crashRestart, phase: 4 * time.Second, settle: time.Second, minAfterHeal: 50},
 	}
 }
 
 // TestLinearizable runs each scenario on a cluster of raft/node servers
-// in a synctest bubble, runsPerScenario times with consecutive seeds, and
-// checks every history with porcupine.
+// hosting the KV machine on sm, with sm clients, in a synctest bubble,
+// runsPerScenario times with consecutive seeds, and checks every history
+// with porcupine.
 func TestLinearizable(t *testing.T) {
 	for _, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
@@ -144,23 +153,26 @@ func runAndCheck(t *testing.T, sc scenario, seed uint64) {
 }
 
 // TestLinearizableCatchesStaleFollowerReads is a negative control: the
-// same harness, with reads served by FollowerRead from index 0 (possibly
-// stale by design) while partitions cut servers off, must yield a history
-// porcupine rejects, for at least one of a few seeds.
+// same harness, with sm.Follower reads (monotonic for each client, but
+// possibly stale by design) while partitions cut servers off, must yield
+// a history porcupine rejects, for at least one of a few seeds. Two of
+// the clients only read, so they stay with the server they first reached
+// even when it falls behind in a minority.
 func TestLinearizableCatchesStaleFollowerReads(t *testing.T) {
-	sc := scenario{name: "stale_follower_reads", servers: 5, clients: 5, keys: 2, faults: lan,
-		reads: followerRead, nemesis: manyPartitions, phase: 2 * time.Second, settle: 500 * time.Millisecond,
+	sc := scenario{name: "stale_follower_reads", servers: 5, clients: 5, readers: 2, keys: 2, faults: lan,
+		reads: sm.Follower, nemesis: manyPartitions, phase: 2 * time.Second, settle: 500 * time.Millisecond,
 		minAfterHeal: 1}
 	expectIllegal(t, "TestLinearizableCatchesStaleFollowerReads", sc.scaled())
 }
 
 // TestLinearizableCatchesDuplicateAppends is a negative control for
-// exactly-once: clients that retry with a fresh sequence number, on a
-// network that loses replies, must yield a history porcupine rejects (an
-// append applied twice), for at least one of a few seeds.
+// exactly-once: clients that retry a slow update through a new sm.Client,
+// in a new session the hosts cannot match with the first, on a network
+// that loses requests and replies, must yield a history porcupine rejects
+// (an update applied twice), for at least one of a few seeds.
 func TestLinearizableCatchesDuplicateAppends(t *testing.T) {
 	sc := scenario{name: "duplicate_appends", servers: 3, clients: 5, keys: 2, faults: unreliable,
-		freshSeqOnRetry: true, phase: 2 * time.Second, settle: 500 * time.Millisecond, minAfterHeal: 1}
+		newSessionOnTimeout: true, phase: 2 * time.Second, settle: 500 * time.Millisecond, minAfterHeal: 1}
 	expectIllegal(t, "TestLinearizableCatchesDuplicateAppends", sc.scaled())
 }
 
@@ -170,13 +182,36 @@ func expectIllegal(t *testing.T, test string, sc scenario) {
 	first := pickSeed()
 	for seed := first; seed < first+5; seed++ {
 		run := runScenario(t, sc, seed)
+		run.report(t)
 		if res, _ := checkHistory(run.ops); res == porcupine.Illegal {
-			t.Logf("seed %d: porcupine rejects the history of %d operations, as it must", seed, len(run.ops))
+			t.Logf("seed %d: porcupine rejects the history of %d operations, as it must; %d reads saw an append twice",
+				seed, len(run.ops), readsWithRepeats(run.ops))
 			return
 		}
 	}
 	t.Errorf("porcupine accepted every history of %s (seeds %d to %d): the checker does not bite\n"+
 		"replay: go test ./linearizability -run '^%s$' -seed %d -v", sc.name, first, first+4, test, first)
+}
+
+// readsWithRepeats counts the Gets that returned a value holding one
+// append twice: the appends' values are unique, so such a read saw a
+// duplicate.
+func readsWithRepeats(ops []Operation) int {
+	n := 0
+	for _, op := range ops {
+		if op.Input.Kind != OpGet || op.Pending {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, v := range strings.Fields(op.Output) {
+			if seen[v] {
+				n++
+				break
+			}
+			seen[v] = true
+		}
+	}
+	return n
 }
 
 // pickSeed returns the -seed flag, or a random seed.
@@ -199,7 +234,8 @@ func logReplay(t *testing.T, name string, seed uint64) {
 type run struct {
 	ops                    []Operation
 	afterHeal              int // operations that returned after the heal
-	retries, duplicates    int
+	links                  linkStats
+	sessions               int // sessions given up on (negative control)
 	sent, lost             int
 	crashes                int
 	transfers, transferErr int
@@ -215,11 +251,13 @@ func (r run) report(t *testing.T) {
 			done++
 		}
 	}
-	t.Logf("%d operations (%d completed, %d after the heal), %d retries (%d recognized as duplicates), "+
-		"%d messages (%d lost, %d snapshot chunks), %d crashes, %d leadership transfers (%d failed), "+
-		"%d servers with a snapshot, %d reads served without a message",
-		len(r.ops), done, r.afterHeal, r.retries, r.duplicates, r.sent, r.lost, r.snapMsgs,
-		r.crashes, r.transfers, r.transferErr, r.snapshots, r.instantReads)
+	t.Logf("%d operations (%d completed, %d after the heal), %d client dials (%d refused), "+
+		"%d client connections cut by a lost request, %d by a lost reply, %d by crashes and partitions, "+
+		"%d sessions given up on, %d messages (%d lost, %d snapshot chunks), %d crashes, "+
+		"%d leadership transfers (%d failed), %d servers with a snapshot, %d reads served without a message",
+		len(r.ops), done, r.afterHeal, r.links.dials, r.links.refused, r.links.lostRequests, r.links.lostReplies,
+		r.links.cuts, r.sessions, r.sent, r.lost, r.snapMsgs, r.crashes, r.transfers, r.transferErr,
+		r.snapshots, r.instantReads)
 }
 
 // runScenario runs sc once with seed, in a synctest bubble, and returns
@@ -250,16 +288,17 @@ func runInBubble(t *testing.T, sc scenario, seed uint64) run {
 	healed := h.Now()
 	time.Sleep(sc.settle)
 	stopClients()
+	out := run{ops: h.Operations()}
+	closeClients(t, clients)
 	if err := c.waitConverged(5 * time.Second); err != nil {
 		t.Error(err)
 	}
-	out := run{ops: h.Operations(), snapshots: c.snapshots(), crashes: c.crashes(),
-		transfers: n.transfers, transferErr: n.transferErr}
+	out.snapshots, out.crashes, out.transfers, out.transferErr = c.snapshots(), c.crashes(), n.transfers, n.transferErr
 	c.stopAll()
 	out.sent, out.lost, out.snapMsgs = c.nw.stats()
+	out.links = c.links.statsNow()
 	for _, cl := range clients {
-		out.retries += cl.retries
-		out.duplicates += cl.duplicates
+		out.sessions += cl.sessions
 		out.instantReads += cl.instant
 	}
 	out.afterHeal = checkProgress(t, out.ops, healed, sc)
@@ -275,15 +314,28 @@ func startClients(t *testing.T, c *cluster, h *History, sc scenario) ([]*client,
 	var wg sync.WaitGroup
 	for i := range clients {
 		clients[i] = newClient(t, c, h, i, sc.reads)
-		clients[i].freshSeq = sc.freshSeqOnRetry
+		clients[i].newSessionOnTimeout = sc.newSessionOnTimeout
+		clients[i].readOnly = i >= sc.clients-sc.readers
 		wg.Go(func() { clients[i].run(ctx, sc.keys) })
 	}
 	return clients, func() { cancel(); wg.Wait() }
 }
 
+// closeClients closes the clients' sessions, on a healed cluster, and
+// their connections.
+func closeClients(t *testing.T, clients []*client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, cl := range clients {
+		if err := cl.close(ctx); err != nil {
+			t.Errorf("client %d: close: %v", cl.idx, err)
+		}
+	}
+}
+
 // check fails t if the faults sc is about did not happen: no snapshot
 // where they are due, no leadership transfer, no read from the lease, or
-// a ReadIndex answered without a message.
+// a linearizable read answered without a message.
 func (r run) check(t *testing.T, sc scenario, cfg clusterConfig) {
 	t.Helper()
 	if cfg.snapshotEntries > 0 && r.snapshots == 0 {
@@ -293,12 +345,12 @@ func (r run) check(t *testing.T, sc scenario, cfg clusterConfig) {
 		t.Errorf("no leadership transfer worked (%d failed)", r.transferErr)
 	}
 	switch {
-	case sc.reads == leaseRead && r.instantReads == 0:
-		t.Errorf("no LeaseRead was served from the lease: every one took a message round")
-	case sc.reads == readIndex && r.instantReads > 0:
+	case sc.reads == sm.Lease && r.instantReads == 0:
+		t.Errorf("no lease read was served from the lease: every one took a message round")
+	case sc.reads == sm.Linearizable && r.instantReads > 0:
 		// A leader must confirm with a quorum round, a follower must
 		// ask the leader: neither happens in no time.
-		t.Errorf("%d ReadIndex calls returned without any message sent", r.instantReads)
+		t.Errorf("%d linearizable reads were served without any message sent", r.instantReads)
 	}
 }
 
@@ -339,25 +391,4 @@ func checkProgress(t *testing.T, ops []Operation, healed int64, sc scenario) int
 		t.Errorf("%d operations completed in the %v after the cluster healed, want at least %d", total, sc.settle, sc.minAfterHeal)
 	}
 	return total
-}
-
-// run issues random operations until ctx ends: Gets, Appends of values
-// unique to the client and request (so a duplicate shows), and Puts that
-// keep the values short.
-func (cl *client) run(ctx context.Context, keys int) {
-	for n := 0; ctx.Err() == nil; n++ {
-		if cl.wait(ctx, time.Duration(cl.rng.IntN(20))*time.Millisecond) != nil {
-			return
-		}
-		key := fmt.Sprintf("k%d", cl.rng.IntN(keys))
-		value := fmt.Sprintf("%d.%d ", cl.idx, n)
-		switch p := cl.rng.IntN(100); {
-		case p < 45:
-			cl.do(ctx, Input{Kind: OpGet, Key: key})
-		case p < 90:
-			cl.do(ctx, Input{Kind: OpAppend, Key: key, Value: value})
-		default:
-			cl.do(ctx, Input{Kind: OpPut, Key: key, Value: value})
-		}
-	}
 }

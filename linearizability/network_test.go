@@ -230,3 +230,7 @@ func (e *endpoint) Send(msgs []raft.Message) {
 		e.nw.send(m)
 	}
 }
+
+// Addr is the rpc address of server id (node.AddressBook), which a
+// follower names to a client as the leader's.
+func (e *endpoint) Addr(id uint64) (string, bool) { return serverAddr(id), true }

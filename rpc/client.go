@@ -81,25 +81,64 @@ type call struct {
 	err     error // the connection broke before an answer came
 }
 
-// Dial connects to the server at addr (host:port over TCP), with TLS if
-// cfg.TLS is set, and returns a client using the connection. The context
-// bounds the dial and the TLS handshake only.
+// Dial connects to the server at addr (host:port over TCP, or whatever
+// cfg.Dial understands), with TLS if cfg.TLS is set, and returns a client
+// using the connection. The context bounds the dial and the TLS
+// handshake only.
 func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	var nc net.Conn
-	if cfg.TLS != nil {
-		d := tls.Dialer{NetDialer: cfg.Dialer, Config: cfg.TLS}
-		nc, err = d.DialContext(ctx, "tcp", addr)
-	} else {
-		nc, err = cfg.Dialer.DialContext(ctx, "tcp", addr)
-	}
+	nc, err := cfg.connect(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
 	}
 	return newClient(nc, cfg), nil
+}
+
+// connect opens the connection of Dial: cfg.Dial's or TCP through
+// cfg.Dialer, with TLS over it if cfg.TLS is set.
+func (cfg ClientConfig) connect(ctx context.Context, addr string) (net.Conn, error) {
+	switch {
+	case cfg.Dial != nil:
+		return cfg.connectWithDial(ctx, addr)
+	case cfg.TLS != nil:
+		d := tls.Dialer{NetDialer: cfg.Dialer, Config: cfg.TLS}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	return cfg.Dialer.DialContext(ctx, "tcp", addr)
+}
+
+// connectWithDial opens a connection with cfg.Dial and runs the TLS
+// handshake over it, if cfg.TLS is set.
+func (cfg ClientConfig) connectWithDial(ctx context.Context, addr string) (net.Conn, error) {
+	nc, err := cfg.Dial(ctx, addr)
+	if err != nil || cfg.TLS == nil {
+		return nc, err
+	}
+	tc := tls.Client(nc, tlsFor(cfg.TLS, addr))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// tlsFor returns c with the server name taken from addr when c names
+// none, as tls.Dialer does, so that the certificate is checked against
+// the address dialled.
+func tlsFor(c *tls.Config, addr string) *tls.Config {
+	if c.ServerName != "" {
+		return c
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	c = c.Clone()
+	c.ServerName = host
+	return c
 }
 
 // NewClient returns a client using nc, which it owns from then on and

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -83,6 +84,11 @@ type ClientConfig struct {
 	// Dialer dials TCP connections for Dial and Pool. Nil means a zero
 	// net.Dialer.
 	Dialer *net.Dialer
+	// Dial, when not nil, makes the connections of Dial and Pool in
+	// place of TCP through Dialer: an in-memory network in tests, a unix
+	// socket, a proxy. It gets Dial's context and address, and TLS, if
+	// set, runs over the connection it returns. Nil means TCP via Dialer.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Logger receives connection events. Nil discards them.
 	Logger *slog.Logger
 }

@@ -5,11 +5,12 @@ import (
 	"sync"
 )
 
-// Pool keeps one Client per server address, dialled on first use. A
-// client whose connection broke is dropped and the next request for its
-// address dials again, so a restarted server is reached without the
-// caller doing anything. Addresses registered with SetLocal are served
-// in process. A Pool is safe for concurrent use.
+// Pool keeps one Client per server address, dialled on first use (by
+// ClientConfig.Dial when it is set, by TCP otherwise). A client whose
+// connection broke is dropped and the next request for its address dials
+// again, so a restarted server is reached without the caller doing
+// anything. Addresses registered with SetLocal are served in process. A
+// Pool is safe for concurrent use.
 type Pool struct {
 	cfg ClientConfig
 

@@ -51,6 +51,13 @@ type ClientConfig struct {
 	RetryBackoff time.Duration
 	// MaxBackoff bounds the wait between attempts. Default 1s.
 	MaxBackoff time.Duration
+	// AttemptTimeout bounds one attempt at one member: a member that
+	// has not answered by then (hung, or behind a partition that drops
+	// packets without breaking the connection) is left for the next one.
+	// A command's attempt may still apply there; the session makes the
+	// retry safe. A subscriber's poll gets a second more, the most the
+	// leader holds it. Default 3s.
+	AttemptTimeout time.Duration
 }
 
 // Client calls the machines of one group: commands go to the leader,
@@ -82,6 +89,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	cfg.RetryBackoff = cmp.Or(cfg.RetryBackoff, 10*time.Millisecond)
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, time.Second)
+	cfg.AttemptTimeout = cmp.Or(cfg.AttemptTimeout, 3*time.Second)
+	if cfg.RetryBackoff < 0 || cfg.MaxBackoff < 0 || cfg.AttemptTimeout < 0 {
+		return nil, errors.New("sm: negative client backoff or timeout")
+	}
 	cfg.Servers = slices.Clone(cfg.Servers)
 	c := &Client{cfg: cfg, m: newMethods(cfg.Group), inflight: map[uint64]struct{}{},
 		target: cfg.Servers[0], timeout: DefaultSessionTimeout}
@@ -211,9 +222,14 @@ func (c *Client) callTracked(ctx context.Context, m *rpc.Method[[]byte, []byte],
 		return parsedReply{}, false, ErrClosed
 	}
 	backoff := c.cfg.RetryBackoff
+	attempt := c.cfg.AttemptTimeout
+	if m == c.m.poll {
+		attempt += pollWait
+	}
+	behind := 0 // members in a row that had not reached the client's index
 	for {
 		addr := c.targetAddr()
-		rep, err := c.send(ctx, m, addr, req)
+		rep, err := c.send(ctx, m, addr, req, attempt)
 		uncertain = uncertain || err != nil || rep.status == stUnknown
 		switch {
 		case ctx.Err() != nil:
@@ -226,7 +242,10 @@ func (c *Client) callTracked(ctx context.Context, m *rpc.Method[[]byte, []byte],
 			}
 		case rep.status == stBehind && anyMember:
 			c.moveOn(addr, "")
-			continue
+			if behind++; behind < len(c.cfg.Servers) {
+				continue // another member may have caught up
+			}
+			behind = 0 // every one is behind: wait before the next round
 		default:
 			c.saw(rep.index)
 			return rep, uncertain, nil
@@ -238,7 +257,10 @@ func (c *Client) callTracked(ctx context.Context, m *rpc.Method[[]byte, []byte],
 	}
 }
 
-func (c *Client) send(ctx context.Context, m *rpc.Method[[]byte, []byte], addr string, req []byte) (parsedReply, error) {
+// send makes one attempt at addr, within timeout.
+func (c *Client) send(ctx context.Context, m *rpc.Method[[]byte, []byte], addr string, req []byte, timeout time.Duration) (parsedReply, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	cl, err := c.cfg.Pool.Client(ctx, addr)
 	if err != nil {
 		return parsedReply{}, err

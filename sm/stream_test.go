@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -280,6 +282,50 @@ func TestLeadingAndSubmit(t *testing.T) {
 		}
 		if l, f := m.probe.leading.Load(), m.probe.following.Load(); l != wantLeading || f != wantFollowing {
 			t.Errorf("member %d applied %d leading and %d following, want %d and %d", m.id, l, f, wantLeading, wantFollowing)
+		}
+	}
+}
+
+// A member that accepts connections but never answers (hung, or behind
+// a partition that drops packets) costs a client one attempt timeout per
+// call at most, never the call.
+func TestClientLeavesASilentMember(t *testing.T) {
+	g := newGroup(t, 3, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer silent.Close()
+	wg.Go(func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { io.Copy(io.Discard, c) }) // ends when the client closes
+		}
+	})
+	pool, err := rpc.NewPool(rpc.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	c, err := NewClient(ClientConfig{Group: "g", Servers: append([]string{silent.Addr().String()}, g.serverAddrs()...),
+		Pool: pool, AttemptTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for i := range 3 {
+		if _, err := testCounter.Add(ctx, c, 1); err != nil {
+			t.Fatalf("add %d with two healthy members of three: %v", i, err)
+		}
+		if _, err := testCounter.GetAs(ctx, c, Follower); err != nil {
+			t.Fatalf("follower read %d: %v", i, err)
 		}
 	}
 }
