@@ -40,12 +40,19 @@
 //     delivered in order across leader changes; Value, Map and Number
 //     built in.
 //
-//   - [github.com/bifrost-go/bifrost/chash]: the weighted consistent-hashing
-//     ring, a pure value (it imports nothing of the project).
+//   - [github.com/bifrost-go/bifrost/membership]: servers register
+//     with a group of their choosing and heartbeat to the raft leader,
+//     which decides online and offline through the log, so every replica
+//     agrees and a new leader forgets nothing; events of every change as
+//     sm subscriptions.
 //
-// Client membership, consistent hashing that follows it, and a Node that
-// wires everything onto one RPC server follow in later versions; this
-// file grows into that Node.
+//   - [github.com/bifrost-go/bifrost/chash]: the weighted
+//     consistent-hashing ring, a pure value, and ConsistentHashing, the
+//     ring of a membership group kept current by the group's events, with
+//     watches of the hash ranges each server gains and loses.
+//
+// A Node that wires everything onto one RPC server follows in a later
+// version; this file grows into it.
 //
 // cmd/bifrost runs a demo of what exists so far: `make demo`.
 package bifrost

@@ -20,8 +20,8 @@ import (
 // arrived, or while it holds no server.
 var ErrNoRing = errors.New("chash: no ring yet")
 
-// ErrStaleVersion reports a version at or below the current one.
-var ErrStaleVersion = errors.New("chash: version not newer than the ring's")
+// ErrStaleVersion reports a version below the current one.
+var ErrStaleVersion = errors.New("chash: version older than the ring's")
 
 // RangeChange is what one server gained and lost when the ring moved to
 // Version. Replaying a server's changes from the empty ring gives its
@@ -65,7 +65,9 @@ func newFollower(cfg RingConfig) (*follower, error) {
 }
 
 // apply makes the ring of weights version n, and calls the watchers of
-// what it moved. addrs gives each server's address, if known.
+// what it moved. addrs gives each server's address, if known. n may
+// repeat the current version: one change of membership that moves many
+// servers (a group deleted) may come as several steps of one version.
 func (f *follower) apply(n uint64, weights map[string]uint64, addrs map[string]string) error {
 	ring, err := NewRing(weights, f.cfg)
 	if err != nil {
@@ -74,7 +76,7 @@ func (f *follower) apply(n uint64, weights map[string]uint64, addrs map[string]s
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	prev := f.current.Load()
-	if prev != nil && n <= prev.number {
+	if prev != nil && n < prev.number {
 		return fmt.Errorf("%w: %d after %d", ErrStaleVersion, n, prev.number)
 	}
 	f.current.Store(&version{number: n, ring: ring, addrs: maps.Clone(addrs)})

@@ -88,8 +88,8 @@ func TestFollowerRefusesOldVersionsAndWorksEmpty(t *testing.T) {
 	if s, addr, v, err := f.lookup(HashString("k")); s != "a" || addr != "10.0.0.1:7000" || v != 5 || err != nil {
 		t.Errorf("lookup = %q, %q, %d, %v; want a at its address, version 5", s, addr, v, err)
 	}
-	if err := f.apply(5, map[string]uint64{"b": 1}, nil); !errors.Is(err, ErrStaleVersion) {
-		t.Errorf("a repeated version: %v, want ErrStaleVersion", err)
+	if err := f.apply(4, map[string]uint64{"b": 1}, nil); !errors.Is(err, ErrStaleVersion) {
+		t.Errorf("an older version: %v, want ErrStaleVersion", err)
 	}
 	if err := f.apply(6, nil, nil); err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ func appendBool(b []byte, v bool) []byte {
 func appendMember(b []byte, m Member) []byte {
 	b = appendUvarint(b, uint64(m.ID))
 	b = appendString(appendString(b, m.Name), m.Addr)
-	return appendBool(appendUvarint(b, m.Incarnation), m.Online)
+	return appendUvarint(appendBool(appendUvarint(b, m.Incarnation), m.Online), m.Weight)
 }
 
 func appendOptMember(b []byte, m *Member) []byte {
@@ -135,6 +135,7 @@ func (d *decoder) member() Member {
 	m := Member{ID: MemberID(d.uvarint()), Name: d.string(), Addr: d.string()}
 	m.Incarnation = d.uvarint()
 	m.Online = d.bool()
+	m.Weight = d.uvarint()
 	return m
 }
 
@@ -148,7 +149,7 @@ func (d *decoder) optMember() *Member {
 
 func (d *decoder) event() Event {
 	e := Event{Kind: EventKind(d.byte()), Group: d.string(), Member: d.member(), Version: d.uvarint()}
-	if d.err == nil && (e.Kind < Joined || e.Kind > Offline) {
+	if d.err == nil && (e.Kind < Joined || e.Kind > Weighted) {
 		d.fail("event kind %d", e.Kind)
 	}
 	return e
@@ -162,23 +163,27 @@ func (d *decoder) leaderChange() LeaderChange {
 
 // request is the argument of every command a client sends: which fields
 // count depends on the command (join: Name, Addr; leave: ID,
-// Incarnation; join and leave a group: ID, Incarnation, Group; create and
-// delete a group: Group).
+// Incarnation; join a group and set a weight: ID, Incarnation, Group,
+// Weight; leave a group: ID, Incarnation, Group; create and delete a
+// group: Group).
 type request struct {
 	ID                MemberID
 	Incarnation       uint64
 	Name, Addr, Group string
+	Weight            uint64
 }
 
 func (r request) AppendBinary(b []byte) ([]byte, error) {
 	b = appendUvarint(appendUvarint(b, uint64(r.ID)), r.Incarnation)
-	return appendString(appendString(appendString(b, r.Name), r.Addr), r.Group), nil
+	b = appendString(appendString(appendString(b, r.Name), r.Addr), r.Group)
+	return appendUvarint(b, r.Weight), nil
 }
 
 func (r *request) UnmarshalBinary(p []byte) error {
 	d := decoder{b: p}
 	v := request{ID: MemberID(d.uvarint()), Incarnation: d.uvarint()}
 	v.Name, v.Addr, v.Group = d.string(), d.string(), d.string()
+	v.Weight = d.uvarint()
 	if err := d.done(); err != nil {
 		return err
 	}
@@ -214,7 +219,7 @@ type listing struct {
 }
 
 // minMember is the fewest bytes a member encodes to.
-const minMember = 5
+const minMember = 6
 
 func (l listing) AppendBinary(b []byte) ([]byte, error) {
 	b = appendUvarint(b, uint64(len(l.Members)))

@@ -23,12 +23,12 @@ func wireTypes() []wire {
 		new(marks), new(heartbeat), new(heartbeatAnswer), new(groupKey)}
 }
 
-var sample = Member{ID: 7, Name: "cache-1", Addr: "10.0.0.1:7000", Incarnation: 3, Online: true}
+var sample = Member{ID: 7, Name: "cache-1", Addr: "10.0.0.1:7000", Incarnation: 3, Online: true, Weight: 2}
 
 // samples are one value of each wire type, in wireTypes' order.
 func samples() []wire {
-	return []wire{&sample, &Event{Kind: Offline, Group: "g", Member: sample, Version: 9},
-		&LeaderChange{Group: "g", Old: &sample, Version: 4}, &request{ID: 1, Incarnation: 2, Name: "n", Addr: "a", Group: "g"},
+	return []wire{&sample, &Event{Kind: Weighted, Group: "g", Member: sample, Version: 9},
+		&LeaderChange{Group: "g", Old: &sample, Version: 4}, &request{ID: 1, Incarnation: 2, Name: "n", Addr: "a", Group: "g", Weight: 4},
 		&list{Group: "g", OnlineOnly: true}, &listing{Members: []Member{sample, sample}, Version: 3},
 		&marks{{ID: 1, Incarnation: 2, Online: true}, {ID: 3, Incarnation: 1}}, &heartbeat{ID: 5, Incarnation: 6},
 		&heartbeatAnswer{Status: hbNotLeader, Leader: "127.0.0.1:1"}, ptr(groupKey("g"))}
@@ -116,7 +116,7 @@ func FuzzRestore(f *testing.F) {
 	l.do(func(*effects) error { return l.s.createGroup("g") })
 	a, _ := l.join("a", "a:1")
 	l.join("b", "b:1")
-	l.do(func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g") })
+	l.do(func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g", 3) })
 	f.Add(l.snapshot())
 	f.Add(newState().appendSnapshot(nil))
 	f.Add([]byte{})

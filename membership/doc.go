@@ -40,9 +40,19 @@
 // the raft log, so every replica holds the same state at the same applied
 // index, in its snapshots too, and answers every query the same way
 // there. It holds the members (id, name, address, incarnation, online),
-// the groups and their members, and a version that every change bumps by
-// one. Lists are in id order; a group's leader is its first online member
-// in id order.
+// the groups and their members with each member's weight in each group,
+// and a version that every change bumps by one. Lists are in id order; a
+// group's leader is its first online member in id order.
+//
+// A weight is a member's share of a group, for what is built on the
+// group (a consistent-hashing ring): at least 1, 1 unless the member
+// joins with another (MemberHandle.JoinGroupWeighted), changed by
+// Observer.SetWeight or MemberHandle.SetWeight, or by joining the group
+// again with another weight. Member.Weight is the weight in a group's
+// listings and events, 0 in the cluster's. Setting the weight a member
+// has changes nothing; a weight never changes the group's leader. A
+// member that leaves the group or the cluster loses its weight there; a
+// restart keeps its groups and their weights.
 //
 // A member's id is the log index of the first join of its name, the same
 // on every replica. Joining again under the same name (a restart) keeps
@@ -57,7 +67,8 @@
 // Bad input changes nothing and panics nothing: a heartbeat or a command
 // for an id that never joined (or left) gets ErrUnknownMember, for a
 // replaced incarnation ErrStaleIncarnation, for a missing group
-// ErrNoGroup, and an empty name ErrBadRequest.
+// ErrNoGroup, an empty name or a weight of 0 ErrBadRequest, and a
+// weight for a group the member is not in ErrNotInGroup.
 //
 // # Heartbeats and failure detection
 //
@@ -100,10 +111,13 @@
 // arrive in log order, each once, across leader changes, or the stream
 // fails with a *sm.CompactedError naming where to read again. OnGroup
 // yields a group's events, OnAny the cluster's (Group ""): Joined, Left,
-// Online and Offline, each with the member (its incarnation included)
-// and the version after the change. A Joined for a member already there
-// is its restart. Deleting a group announces Left for each of its
-// members. OnGroupLeader yields the changes of a group's leader, old and
+// Online and Offline, each with the member (its incarnation included,
+// and in a group its weight there) and the version after the change. A
+// Joined for a member already there is its restart. A group's stream
+// also carries Weighted, for a change of a member's weight there, with
+// the new weight; the cluster's does not. So the group's stream alone
+// rebuilds its members, online status and weights, in one order.
+// Deleting a group announces Left for each of its members. OnGroupLeader yields the changes of a group's leader, old and
 // new (nil for none); a leader that restarts changes too. WatchGroup and
 // WatchGroupLeader read the state and subscribe at the same log index,
 // so nothing falls between.

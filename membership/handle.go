@@ -68,23 +68,39 @@ func (h *MemberHandle) ID() MemberID { return h.me.ID }
 // incarnation.
 func (h *MemberHandle) Member() Member { return h.me }
 
-// JoinGroup puts the member in group, which must exist (ErrNoGroup);
-// nothing happens if it is there already.
+// JoinGroup puts the member in group, which must exist (ErrNoGroup),
+// with weight 1: JoinGroupWeighted(ctx, group, 1).
 func (h *MemberHandle) JoinGroup(ctx context.Context, group string) error {
-	return h.groupCommand(ctx, joinGroupCmd, group)
+	return h.JoinGroupWeighted(ctx, group, 1)
 }
 
-// LeaveGroup takes the member out of group; nothing happens if it is not
-// there.
+// JoinGroupWeighted puts the member in group, which must exist
+// (ErrNoGroup), with weight, at least 1 (ErrBadRequest). If the member
+// is there already, it sets the weight, as SetWeight does: nothing
+// happens for the same weight.
+func (h *MemberHandle) JoinGroupWeighted(ctx context.Context, group string, weight uint64) error {
+	return h.groupCommand(ctx, joinGroupCmd, group, weight)
+}
+
+// SetWeight sets the member's weight in group to weight, at least 1
+// (ErrBadRequest); the member must be in the group (ErrNotInGroup).
+// Nothing happens for the same weight; a change is announced as Weighted
+// on the group's stream.
+func (h *MemberHandle) SetWeight(ctx context.Context, group string, weight uint64) error {
+	return h.groupCommand(ctx, setWeightCmd, group, weight)
+}
+
+// LeaveGroup takes the member out of group, and its weight there;
+// nothing happens if it is not there.
 func (h *MemberHandle) LeaveGroup(ctx context.Context, group string) error {
-	return h.groupCommand(ctx, leaveGroupCmd, group)
+	return h.groupCommand(ctx, leaveGroupCmd, group, 0)
 }
 
-func (h *MemberHandle) groupCommand(ctx context.Context, c *sm.Command[request, struct{}], group string) error {
+func (h *MemberHandle) groupCommand(ctx context.Context, c *sm.Command[request, struct{}], group string, weight uint64) error {
 	if h.isClosed() {
 		return ErrClosed
 	}
-	_, err := c.Do(ctx, h.c, request{ID: h.me.ID, Incarnation: h.me.Incarnation, Group: group})
+	_, err := c.Do(ctx, h.c, request{ID: h.me.ID, Incarnation: h.me.Incarnation, Group: group, Weight: weight})
 	return fromRemote(err)
 }
 

@@ -19,6 +19,7 @@ var (
 	leaveGroupCmd  = sm.NewCommand[request, struct{}](machineName, "leave_group")
 	createGroupCmd = sm.NewCommand[request, struct{}](machineName, "create_group")
 	deleteGroupCmd = sm.NewCommand[request, struct{}](machineName, "delete_group")
+	setWeightCmd   = sm.NewCommand[request, struct{}](machineName, "set_weight")
 	// markCmd carries the leader's online and offline transitions; an
 	// empty batch is a new leader's barrier.
 	markCmd    = sm.NewCommand[marks, struct{}](machineName, "mark")
@@ -48,7 +49,12 @@ func Machine() *sm.Machine {
 		return joined, err
 	})
 	command(m, st, leaveCmd, func(fx *effects, r request) error { return st.leave(fx, r.ID, r.Incarnation) })
-	command(m, st, joinGroupCmd, func(fx *effects, r request) error { return st.joinGroup(fx, r.ID, r.Incarnation, r.Group) })
+	command(m, st, joinGroupCmd, func(fx *effects, r request) error {
+		return st.joinGroup(fx, r.ID, r.Incarnation, r.Group, r.Weight)
+	})
+	command(m, st, setWeightCmd, func(fx *effects, r request) error {
+		return st.setWeight(fx, r.ID, r.Incarnation, r.Group, r.Weight)
+	})
 	command(m, st, leaveGroupCmd, func(fx *effects, r request) error { return st.leaveGroup(fx, r.ID, r.Incarnation, r.Group) })
 	command(m, st, createGroupCmd, func(_ *effects, r request) error { return st.createGroup(r.Group) })
 	command(m, st, deleteGroupCmd, func(fx *effects, r request) error { return st.deleteGroup(fx, r.Group) })

@@ -21,6 +21,9 @@ type Member struct {
 	Name, Addr  string
 	Incarnation uint64
 	Online      bool
+	// Weight is the member's weight in a group, at least 1, in the
+	// group's listings and events; 0 in the cluster's (Group "").
+	Weight uint64
 }
 
 // String returns "name#incarnation(id)".
@@ -57,12 +60,15 @@ const (
 	Online
 	// Offline: the leader heard nothing from it for Config.Timeout.
 	Offline
+	// Weighted: the member's weight in the group changed; Member carries
+	// the new one. Only a group's stream announces it.
+	Weighted
 )
 
-var kindNames = [...]string{Joined: "joined", Left: "left", Online: "online", Offline: "offline"}
+var kindNames = [...]string{Joined: "joined", Left: "left", Online: "online", Offline: "offline", Weighted: "weighted"}
 
 func (k EventKind) String() string {
-	if k < Joined || k > Offline {
+	if k < Joined || k > Weighted {
 		return fmt.Sprintf("EventKind(%d)", uint8(k))
 	}
 	return kindNames[k]
@@ -127,8 +133,10 @@ var (
 	ErrStaleIncarnation = errors.New("membership: stale incarnation")
 	// ErrNoGroup: no group of that name exists.
 	ErrNoGroup = errors.New("membership: no such group")
-	// ErrBadRequest: an empty member name or group name.
+	// ErrBadRequest: an empty member name or group name, or a weight of 0.
 	ErrBadRequest = errors.New("membership: bad request")
+	// ErrNotInGroup: the member is not in that group.
+	ErrNotInGroup = errors.New("membership: not in group")
 	// ErrCorrupt: bytes from the network or disk that do not decode.
 	ErrCorrupt = errors.New("membership: corrupt data")
 	// ErrClosed: the handle or service was closed.
@@ -136,7 +144,7 @@ var (
 )
 
 // remoteErrors are the errors a handler's answer may carry.
-var remoteErrors = []error{ErrUnknownMember, ErrStaleIncarnation, ErrNoGroup, ErrBadRequest}
+var remoteErrors = []error{ErrUnknownMember, ErrStaleIncarnation, ErrNoGroup, ErrBadRequest, ErrNotInGroup}
 
 // fromRemote turns a handler's error, which crosses the wire as its text
 // in an *sm.RemoteError, back into the error it was, so that errors.Is

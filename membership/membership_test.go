@@ -214,9 +214,13 @@ func TestRestartedMemberIsOneMember(t *testing.T) {
 			t.Errorf("group event %+v, %v; want a joined at incarnation 2", ev.Event, err)
 		}
 		for _, g := range []string{"", "cache"} {
+			want := restarted.Member()
+			if g != "" {
+				want.Weight = 1 // the weight it joined with, kept
+			}
 			ms, _, err := o.Members(ctx, g, false)
-			if err != nil || len(ms) != 1 || ms[0] != restarted.Member() {
-				t.Errorf("members of %q: %v, %v; want only %v", g, ms, err, restarted.Member())
+			if err != nil || len(ms) != 1 || ms[0] != want {
+				t.Errorf("members of %q: %+v, %v; want only %+v", g, ms, err, want)
 			}
 		}
 		if err := old.Close(ctx); !errors.Is(err, ErrStaleIncarnation) {
@@ -272,7 +276,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			want error
 		}{
 			{"join group, unknown id", func() error {
-				_, err := joinGroupCmd.Do(ctx, cl, request{ID: 999, Incarnation: 1, Group: "cache"})
+				_, err := joinGroupCmd.Do(ctx, cl, request{ID: 999, Incarnation: 1, Group: "cache", Weight: 1})
 				return err
 			}, ErrUnknownMember},
 			{"leave group, stale incarnation", func() error {
@@ -392,6 +396,78 @@ func TestDetectorThatLostTrackAsksTheState(t *testing.T) {
 		a.silent.Store(true) // and it is watched again
 		if _, err := any.wait(ctx, is(Offline, a.ID())); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// A weight set through the Observer or the member reaches the group's
+// stream as one Weighted event and its listings; the cluster's stream
+// hears nothing of it, and the refusals arrive as themselves.
+func TestSetWeightReachesWatchers(t *testing.T) {
+	inBubble(t, func(ctx context.Context, t *testing.T, c *cluster) {
+		o := c.observer()
+		for _, g := range []string{"cache", "db"} {
+			if err := o.CreateGroup(ctx, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a, b := c.join(ctx, "a", "10.0.0.1:1"), c.join(ctx, "b", "10.0.0.2:1")
+		if err := a.JoinGroup(ctx, "cache"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.JoinGroupWeighted(ctx, "cache", 3); err != nil {
+			t.Fatal(err)
+		}
+		ms, v, st, err := o.WatchGroup(ctx, "cache")
+		if err != nil || len(ms) != 2 || ms[0].Weight != 1 || ms[1].Weight != 3 {
+			t.Fatalf("watch cache: %+v, %v; want a at 1, b at 3", ms, err)
+		}
+		group, cl := recordStream(t, st), watchGroup(ctx, t, o, "")
+		if err := o.SetWeight(ctx, "cache", a.ID(), 5); err != nil {
+			t.Fatal(err)
+		}
+		e, err := group.wait(ctx, is(Weighted, a.ID()))
+		if err != nil || e.Group != "cache" || e.Member.Weight != 5 || e.Version != v+1 {
+			t.Errorf("weighted: %+v, %v; want cache, weight 5, version %d", e.Event, err, v+1)
+		}
+		if ms, _, err := o.Members(ctx, "cache", false); err != nil || ms[0].Weight != 5 {
+			t.Errorf("members of cache: %+v, %v; want a at 5", ms, err)
+		}
+		if l, _, err := o.GroupLeader(ctx, "cache"); err != nil || l == nil || l.ID != a.ID() || l.Weight != 5 {
+			t.Errorf("leader of cache: %+v, %v; want a at 5", l, err)
+		}
+		if all, _, err := o.All(ctx); err != nil || all[0].Weight != 0 {
+			t.Errorf("all: %+v, %v; want weight 0", all, err)
+		}
+		for _, tc := range []struct {
+			group  string
+			id     MemberID
+			weight uint64
+			want   error
+		}{{"cache", a.ID(), 0, ErrBadRequest}, {"cache", 999, 2, ErrUnknownMember}, {"nowhere", a.ID(), 2, ErrNoGroup},
+			{"db", a.ID(), 2, ErrNotInGroup}, {"cache", a.ID(), 5, nil}} {
+			if err := o.SetWeight(ctx, tc.group, tc.id, tc.weight); !errors.Is(err, tc.want) {
+				t.Errorf("set %d in %q to %d: %v, want %v", tc.id, tc.group, tc.weight, err, tc.want)
+			}
+		}
+		if now, err := o.Version(ctx); err != nil || now != v+1 {
+			t.Errorf("version %d, %v after refusals and a repeat; want %d", now, err, v+1)
+		}
+		if err := b.SetWeight(ctx, "cache", 4); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := group.wait(ctx, is(Weighted, b.ID())); err != nil || e.Member.Weight != 4 {
+			t.Errorf("b weighted: %+v, %v; want weight 4", e.Event, err)
+		}
+		d := c.join(ctx, "d", "10.0.0.3:1") // the cluster's stream is past the weights once it hears d
+		if _, err := cl.wait(ctx, is(Joined, d.ID())); err != nil {
+			t.Fatal(err)
+		}
+		if n := cl.count(func(e Event) bool { return e.Kind == Weighted }); n != 0 {
+			t.Errorf("the cluster's stream heard %d Weighted events, want none", n)
+		}
+		if n := group.count(func(e Event) bool { return e.Kind == Weighted }); n != 2 {
+			t.Errorf("cache's stream heard %d Weighted events, want 2", n)
 		}
 	})
 }

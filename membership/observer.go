@@ -11,8 +11,9 @@ import (
 // member: queries (linearizable unless ReadAs says otherwise) and
 // subscriptions, which carry sm's guarantees: each stream's events in log
 // order, each once, across leader changes, or a *sm.CompactedError past
-// the retention window. It also creates and deletes groups, the only
-// commands it sends. It is safe for concurrent use.
+// the retention window. It also creates and deletes groups and sets
+// members' weights, the only commands it sends. It is safe for
+// concurrent use.
 type Observer struct {
 	c    *sm.Client
 	mode sm.ReadMode
@@ -69,6 +70,16 @@ func (o *Observer) DeleteGroup(ctx context.Context, group string) error {
 	return fromRemote(err)
 }
 
+// SetWeight sets the weight of member id in group to weight, at least 1
+// (ErrBadRequest), whichever incarnation of it is current. Errors:
+// ErrUnknownMember, ErrNoGroup, ErrNotInGroup. Nothing happens for the
+// same weight; a change bumps the version and is announced as Weighted on
+// the group's stream alone, and leaves the group's leader as it is.
+func (o *Observer) SetWeight(ctx context.Context, group string, id MemberID, weight uint64) error {
+	_, err := setWeightCmd.Do(ctx, o.c, request{ID: id, Group: group, Weight: weight})
+	return fromRemote(err)
+}
+
 // WatchGroup reads the members of group ("" for the cluster) and
 // subscribes to its events at the same log index, in one command: the
 // stream's first event is the first change after what members shows. Close
@@ -92,7 +103,8 @@ func (o *Observer) WatchGroupLeader(ctx context.Context, group string) (leader *
 }
 
 // OnGroup yields the events of group from now on: its members joining,
-// leaving, going offline and coming back online. Breaking the loop ends
+// leaving, going offline and coming back online, and their weights
+// changing (never for the cluster, ""). Breaking the loop ends
 // the subscription.
 func (o *Observer) OnGroup(ctx context.Context, group string) iter.Seq2[sm.Event[Event], error] {
 	return onGroup.Subscribe(ctx, o.c, groupKey(group))

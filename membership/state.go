@@ -29,10 +29,20 @@ type state struct {
 	svc atomic.Pointer[Service]
 }
 
-// record is a member and its groups, in name order.
+// record is a member, its groups in name order, and its weight in each.
+// Member.Weight is always 0: a weight belongs to a group (in).
 type record struct {
 	Member
-	groups []string
+	groups  []string
+	weights map[string]uint64 // by group, each at least 1
+}
+
+// in returns the member as group g sees it, with its weight there; as the
+// cluster sees it, weight 0, for "".
+func (r *record) in(g string) Member {
+	m := r.Member
+	m.Weight = r.weights[g]
+	return m
 }
 
 // effects are the events a change announces, in order.
@@ -71,7 +81,8 @@ func (s *state) join(fx *effects, index uint64, name, addr string) (Member, erro
 	if _, taken := s.members[MemberID(index)]; taken || index == 0 {
 		return Member{}, fmt.Errorf("%w: join at index %d, taken", ErrBadRequest, index)
 	}
-	r := &record{Member: Member{ID: MemberID(index), Name: name, Addr: addr, Incarnation: 1, Online: true}}
+	r := &record{Member: Member{ID: MemberID(index), Name: name, Addr: addr, Incarnation: 1, Online: true},
+		weights: map[string]uint64{}}
 	s.touch(fx, Joined, true, r, func() {
 		s.members[r.ID], s.names[name] = r, r.ID
 		s.order = insert(s.order, r.ID)
@@ -97,18 +108,55 @@ func (s *state) leave(fx *effects, id MemberID, inc uint64) error {
 	return nil
 }
 
-// joinGroup puts incarnation inc of member id in group g; nothing if it
-// is there already.
-func (s *state) joinGroup(fx *effects, id MemberID, inc uint64, g string) error {
+// joinGroup puts incarnation inc of member id in group g with weight w;
+// if it is there already, it sets the weight (setWeight).
+func (s *state) joinGroup(fx *effects, id MemberID, inc uint64, g string, w uint64) error {
+	if w == 0 {
+		return fmt.Errorf("%w: weight 0", ErrBadRequest)
+	}
 	r, err := s.inGroup(id, inc, g)
-	if err != nil || slices.Contains(r.groups, g) {
+	if err != nil {
 		return err
+	}
+	if slices.Contains(r.groups, g) {
+		s.weigh(fx, r, g, w)
+		return nil
 	}
 	s.touchGroup(fx, Joined, r, g, func() {
 		r.groups = insert(r.groups, g)
+		r.weights[g] = w
 		s.groups[g] = insert(s.groups[g], id)
 	})
 	return nil
+}
+
+// setWeight sets the weight of member id in group g to w; nothing if it
+// is w already. An incarnation of 0 stands for the current one, for an
+// observer, which speaks for no incarnation.
+func (s *state) setWeight(fx *effects, id MemberID, inc uint64, g string, w uint64) error {
+	if w == 0 {
+		return fmt.Errorf("%w: weight 0", ErrBadRequest)
+	}
+	if r := s.members[id]; r != nil && inc == 0 {
+		inc = r.Incarnation
+	}
+	r, err := s.inGroup(id, inc, g)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(r.groups, g) {
+		return fmt.Errorf("%w: %v, %q", ErrNotInGroup, r.Member, g)
+	}
+	s.weigh(fx, r, g, w)
+	return nil
+}
+
+// weigh sets r's weight in g, announcing it in g alone. A weight is no
+// part of who leads, so the leader stays.
+func (s *state) weigh(fx *effects, r *record, g string, w uint64) {
+	if r.weights[g] != w {
+		s.touchGroup(fx, Weighted, r, g, func() { r.weights[g] = w })
+	}
 }
 
 // leaveGroup takes incarnation inc of member id out of group g; nothing
@@ -122,6 +170,7 @@ func (s *state) leaveGroup(fx *effects, id MemberID, inc uint64, g string) error
 		r.groups = remove(r.groups, g)
 		s.groups[g] = remove(s.groups[g], id)
 	})
+	delete(r.weights, g) // after: Left tells the weight it had
 	return nil
 }
 
@@ -168,7 +217,8 @@ func (s *state) deleteGroup(fx *effects, g string) error {
 	for _, id := range s.groups[g] {
 		r := s.members[id]
 		r.groups = remove(r.groups, g)
-		fx.events = append(fx.events, Event{Kind: Left, Group: g, Member: r.Member, Version: s.version})
+		fx.events = append(fx.events, Event{Kind: Left, Group: g, Member: r.in(g), Version: s.version})
+		delete(r.weights, g)
 	}
 	delete(s.groups, g)
 	if old != nil {
@@ -217,7 +267,7 @@ func (s *state) changeIn(fx *effects, kind EventKind, cluster bool, r *record, g
 		fx.events = append(fx.events, Event{Kind: kind, Member: r.Member, Version: s.version})
 	}
 	for _, g := range groups {
-		fx.events = append(fx.events, Event{Kind: kind, Group: g, Member: r.Member, Version: s.version})
+		fx.events = append(fx.events, Event{Kind: kind, Group: g, Member: r.in(g), Version: s.version})
 	}
 	for i, g := range groups {
 		if now := s.leader(g); !sameMember(old[i], now) {
@@ -229,7 +279,7 @@ func (s *state) changeIn(fx *effects, kind EventKind, cluster bool, r *record, g
 // leader returns group g's first online member in id order, or nil.
 func (s *state) leader(g string) *Member {
 	for _, id := range s.groups[g] {
-		if m := s.members[id].Member; m.Online {
+		if m := s.members[id].in(g); m.Online {
 			return &m
 		}
 	}
@@ -255,7 +305,7 @@ func (s *state) list(g string, onlineOnly bool) (listing, error) {
 	}
 	l := listing{Members: make([]Member, 0, len(ids)), Version: s.version}
 	for _, id := range ids {
-		if m := s.members[id].Member; m.Online || !onlineOnly {
+		if m := s.members[id].in(g); m.Online || !onlineOnly {
 			l.Members = append(l.Members, m)
 		}
 	}
@@ -275,10 +325,11 @@ func (s *state) groupLeader(g string) (listing, error) {
 }
 
 // snapshotVersion is the first byte of a snapshot.
-const snapshotVersion = 1
+const snapshotVersion = 2
 
 // appendSnapshot encodes the state: the version, the members in id order,
-// the groups in name order with their members' ids in order.
+// the groups in name order with their members' ids in order, each with
+// its weight there.
 func (s *state) appendSnapshot(b []byte) []byte {
 	b = appendUvarint(append(b, snapshotVersion), s.version)
 	b = appendUvarint(b, uint64(len(s.order)))
@@ -290,7 +341,7 @@ func (s *state) appendSnapshot(b []byte) []byte {
 	for _, g := range names {
 		b = appendUvarint(appendString(b, g), uint64(len(s.groups[g])))
 		for _, id := range s.groups[g] {
-			b = appendUvarint(b, uint64(id))
+			b = appendUvarint(appendUvarint(b, uint64(id)), s.members[id].weights[g])
 		}
 	}
 	return b
@@ -298,7 +349,7 @@ func (s *state) appendSnapshot(b []byte) []byte {
 
 // decodeState decodes a snapshot, checking that it is one appendSnapshot
 // could have written: ids and names in order and unique, every group's
-// members known.
+// members known, weights at least 1 in groups and 0 outside.
 func decodeState(p []byte) (*state, error) {
 	s := newState()
 	if len(p) == 0 || p[0] != snapshotVersion {
@@ -317,8 +368,9 @@ func decodeState(p []byte) (*state, error) {
 		}
 		prev = g
 		s.groups[g] = []MemberID{}
-		for k := d.count(1); k > 0 && d.err == nil; k-- {
-			s.addToGroup(&d, g, MemberID(d.uvarint()))
+		for k := d.count(2); k > 0 && d.err == nil; k-- {
+			id := MemberID(d.uvarint())
+			s.addToGroup(&d, g, id, d.uvarint())
 		}
 	}
 	return s, d.done()
@@ -334,12 +386,14 @@ func (s *state) addDecoded(d *decoder, m Member) {
 		d.fail("member name %q empty or repeated", m.Name)
 	case m.Incarnation == 0:
 		d.fail("member %d without incarnation", m.ID)
+	case m.Weight != 0:
+		d.fail("member %d weighs %d outside a group", m.ID, m.Weight)
 	}
-	s.members[m.ID], s.names[m.Name] = &record{Member: m}, m.ID
+	s.members[m.ID], s.names[m.Name] = &record{Member: m, weights: map[string]uint64{}}, m.ID
 	s.order = append(s.order, m.ID)
 }
 
-func (s *state) addToGroup(d *decoder, g string, id MemberID) {
+func (s *state) addToGroup(d *decoder, g string, id MemberID, w uint64) {
 	ids, r := s.groups[g], s.members[id]
 	switch {
 	case d.err != nil:
@@ -350,9 +404,13 @@ func (s *state) addToGroup(d *decoder, g string, id MemberID) {
 	case len(ids) > 0 && id <= ids[len(ids)-1]:
 		d.fail("group %q: member %d out of order", g, id)
 		return
+	case w == 0:
+		d.fail("group %q: member %d without weight", g, id)
+		return
 	}
 	s.groups[g] = append(ids, id)
 	r.groups = append(r.groups, g) // groups come in name order
+	r.weights[g] = w
 }
 
 // Snapshot encodes the state (sm.Snapshotter).

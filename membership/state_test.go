@@ -50,8 +50,8 @@ func TestStateJoinRestartLeave(t *testing.T) {
 		t.Fatalf("join: %+v, want id %d incarnation 1 online", a, l.index)
 	}
 	b, _ := l.join("b", "b:1")
-	l.do(func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g") })
-	l.do(func(fx *effects) error { return l.s.joinGroup(fx, b.ID, 1, "g") })
+	l.do(func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g", 1) })
+	l.do(func(fx *effects) error { return l.s.joinGroup(fx, b.ID, 1, "g", 1) })
 	l.do(func(fx *effects) error { l.s.mark(fx, []Transition{{ID: a.ID, Incarnation: 1}}); return nil })
 	if got := kinds(l.fx.events); !slices.Equal(got, []string{"offline@", "offline@g"}) {
 		t.Errorf("offline announces %v", got)
@@ -90,13 +90,110 @@ func TestStateDeleteGroup(t *testing.T) {
 	l := newStateLog()
 	l.do(func(*effects) error { return l.s.createGroup("g") })
 	a, _ := l.join("a", "")
-	l.do(func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g") })
+	l.do(func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g", 2) })
 	l.do(func(fx *effects) error { return l.s.deleteGroup(fx, "g") })
 	if got := kinds(l.fx.events); !slices.Equal(got, []string{"left@g"}) || len(l.fx.leaders) != 1 || l.fx.leaders[0].New != nil {
 		t.Errorf("delete announces %v, leaders %+v", got, l.fx.leaders)
 	}
-	if err := l.do(func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g") }); !errors.Is(err, ErrNoGroup) {
+	if w := l.fx.events[0].Member.Weight; w != 2 {
+		t.Errorf("left@g carries weight %d, want the 2 it had", w)
+	}
+	if err := l.do(func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g", 1) }); !errors.Is(err, ErrNoGroup) {
 		t.Errorf("join a deleted group: %v", err)
+	}
+	l.do(func(*effects) error { return l.s.createGroup("g") })
+	l.do(func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g", 1) })
+	if ls, _ := l.s.list("g", false); len(ls.Members) != 1 || ls.Members[0].Weight != 1 {
+		t.Errorf("a group made again: %v, want a at weight 1, not the old weight", ls.Members)
+	}
+}
+
+// A weight lives in its group: joins set it (1 unless asked), set_weight
+// and a second join change it, announced as Weighted in the group alone
+// without a leader change; a restart keeps it, leaving the group drops it.
+func TestStateWeights(t *testing.T) {
+	l := newStateLog()
+	l.do(func(*effects) error { return l.s.createGroup("g") })
+	a, _ := l.join("a", "")
+	b, _ := l.join("b", "")
+	steps := []struct {
+		name   string
+		f      func(fx *effects) error
+		events []string
+		weight uint64 // of a's events in g, and of a in g's listing after
+	}{
+		{"join weighted", func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g", 3) }, []string{"joined@g"}, 3},
+		{"set", func(fx *effects) error { return l.s.setWeight(fx, a.ID, 1, "g", 5) }, []string{"weighted@g"}, 5},
+		{"set, as an observer", func(fx *effects) error { return l.s.setWeight(fx, a.ID, 0, "g", 4) }, []string{"weighted@g"}, 4},
+		{"set the same", func(fx *effects) error { return l.s.setWeight(fx, a.ID, 0, "g", 4) }, nil, 4},
+		{"join again, another weight", func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g", 7) }, []string{"weighted@g"}, 7},
+		{"b joins", func(fx *effects) error { return l.s.joinGroup(fx, b.ID, 1, "g", 1) }, []string{"joined@g"}, 7},
+		{"restart", func(fx *effects) error { _, err := l.s.join(fx, l.index, "a", "a:2"); return err }, []string{"joined@", "joined@g"}, 7},
+		{"offline", func(fx *effects) error { l.s.mark(fx, []Transition{{ID: a.ID, Incarnation: 2}}); return nil }, []string{"offline@", "offline@g"}, 7},
+		{"set while offline", func(fx *effects) error { return l.s.setWeight(fx, a.ID, 2, "g", 2) }, []string{"weighted@g"}, 2},
+		{"leave the group", func(fx *effects) error { return l.s.leaveGroup(fx, a.ID, 2, "g") }, []string{"left@g"}, 2},
+		{"join at the default", func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 2, "g", 1) }, []string{"joined@g"}, 1},
+	}
+	for _, st := range steps {
+		before, leader := l.s.version, l.s.leader("g")
+		if err := l.do(st.f); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := kinds(l.fx.events); !slices.Equal(got, st.events) {
+			t.Errorf("%s announces %v, want %v", st.name, got, st.events)
+		}
+		if bumped := l.s.version != before; bumped != (len(st.events) > 0) {
+			t.Errorf("%s: version %d to %d", st.name, before, l.s.version)
+		}
+		for _, e := range l.fx.events {
+			if want := map[bool]uint64{true: 0, false: st.weight}[e.Group == ""]; e.Member.ID == a.ID && e.Member.Weight != want {
+				t.Errorf("%s: %v@%q carries weight %d, want %d", st.name, e.Kind, e.Group, e.Member.Weight, want)
+			}
+			if e.Kind == Weighted && (len(l.fx.leaders) != 0 || !sameMember(leader, l.s.leader("g"))) {
+				t.Errorf("%s: a weight changed the leader: %+v", st.name, l.fx.leaders)
+			}
+		}
+		ls, _ := l.s.list("g", false)
+		i := slices.IndexFunc(ls.Members, func(m Member) bool { return m.ID == a.ID })
+		if left := slices.Equal(st.events, []string{"left@g"}); left != (i < 0) || !left && ls.Members[i].Weight != st.weight {
+			t.Errorf("%s: g lists %+v, want a at weight %d", st.name, ls.Members, st.weight)
+		}
+		if all, _ := l.s.list("", false); all.Members[0].Weight != 0 {
+			t.Errorf("%s: the cluster lists %+v, want weight 0", st.name, all.Members[0])
+		}
+	}
+	if m := l.s.leader("g"); m == nil || m.ID != b.ID || m.Weight != 1 {
+		t.Errorf("leader of g: %+v, want b at weight 1", m)
+	}
+	l.do(func(fx *effects) error { return l.s.leave(fx, b.ID, 1) })
+	if len(l.fx.events) != 2 || l.fx.events[1].Member.Weight != 1 || l.fx.events[0].Member.Weight != 0 {
+		t.Errorf("b leaves: %+v, want left@ at weight 0, left@g at 1", l.fx.events)
+	}
+}
+
+// A snapshot with a weight of 0 in a group, or one outside a group, is
+// refused.
+func TestDecodeStateChecksWeights(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(r *record)
+	}{
+		{"weight 0 in a group", func(r *record) { r.weights["g"] = 0 }},
+		{"weight outside a group", func(r *record) { r.Member.Weight = 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newStateLog()
+			l.do(func(*effects) error { return l.s.createGroup("g") })
+			a, _ := l.join("a", "")
+			l.do(func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g", 2) })
+			if _, err := decodeState(l.snapshot()); err != nil {
+				t.Fatalf("a good snapshot: %v", err)
+			}
+			tc.spoil(l.s.members[a.ID])
+			if _, err := decodeState(l.snapshot()); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("decode: %v, want ErrCorrupt", err)
+			}
+		})
 	}
 }
 
@@ -106,6 +203,8 @@ func TestStateBadInputChangesNothing(t *testing.T) {
 	l := newStateLog()
 	l.do(func(*effects) error { return l.s.createGroup("g") })
 	a, _ := l.join("a", "")
+	b, _ := l.join("b", "")
+	l.do(func(fx *effects) error { return l.s.joinGroup(fx, b.ID, 1, "g", 2) })
 	cases := []struct {
 		name string
 		f    func(fx *effects) error
@@ -113,10 +212,19 @@ func TestStateBadInputChangesNothing(t *testing.T) {
 	}{
 		{"join without a name", func(fx *effects) error { _, err := l.s.join(fx, l.index, "", "x"); return err }, ErrBadRequest},
 		{"leave, unknown", func(fx *effects) error { return l.s.leave(fx, 99, 1) }, ErrUnknownMember},
-		{"join group, unknown", func(fx *effects) error { return l.s.joinGroup(fx, 99, 1, "g") }, ErrUnknownMember},
-		{"join group, stale", func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 0, "g") }, ErrStaleIncarnation},
-		{"join group, missing", func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "h") }, ErrNoGroup},
-		{"join group, empty", func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "") }, ErrBadRequest},
+		{"join group, unknown", func(fx *effects) error { return l.s.joinGroup(fx, 99, 1, "g", 1) }, ErrUnknownMember},
+		{"join group, stale", func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 0, "g", 1) }, ErrStaleIncarnation},
+		{"join group, missing", func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "h", 1) }, ErrNoGroup},
+		{"join group, empty", func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "", 1) }, ErrBadRequest},
+		{"join group, weight 0", func(fx *effects) error { return l.s.joinGroup(fx, a.ID, 1, "g", 0) }, ErrBadRequest},
+		{"join group again, same weight", func(fx *effects) error { return l.s.joinGroup(fx, b.ID, 1, "g", 2) }, nil},
+		{"set weight 0", func(fx *effects) error { return l.s.setWeight(fx, b.ID, 1, "g", 0) }, ErrBadRequest},
+		{"set weight, unknown", func(fx *effects) error { return l.s.setWeight(fx, 99, 0, "g", 3) }, ErrUnknownMember},
+		{"set weight, stale", func(fx *effects) error { return l.s.setWeight(fx, b.ID, 2, "g", 3) }, ErrStaleIncarnation},
+		{"set weight, missing", func(fx *effects) error { return l.s.setWeight(fx, b.ID, 0, "h", 3) }, ErrNoGroup},
+		{"set weight, empty", func(fx *effects) error { return l.s.setWeight(fx, b.ID, 0, "", 3) }, ErrBadRequest},
+		{"set weight, not in it", func(fx *effects) error { return l.s.setWeight(fx, a.ID, 0, "g", 3) }, ErrNotInGroup},
+		{"set weight, same", func(fx *effects) error { return l.s.setWeight(fx, b.ID, 0, "g", 2) }, nil},
 		{"leave group, unknown", func(fx *effects) error { return l.s.leaveGroup(fx, 99, 1, "g") }, ErrUnknownMember},
 		{"create, empty", func(*effects) error { return l.s.createGroup("") }, ErrBadRequest},
 		{"delete, missing", func(fx *effects) error { return l.s.deleteGroup(fx, "h") }, ErrNoGroup},
@@ -141,7 +249,8 @@ func TestStateBadInputChangesNothing(t *testing.T) {
 }
 
 // model is what a subscriber to every group and to the cluster knows:
-// the members and leaders the events tell of.
+// the members, their weights and the leaders the events tell of (Joined
+// carries the first weight, Weighted the next ones).
 type model struct {
 	groups  map[string]map[MemberID]Member // "" for the cluster
 	leaders map[string]*Member
@@ -158,6 +267,15 @@ func (m *model) apply(t *rapid.T, fx effects) {
 		if g == nil {
 			g = map[MemberID]Member{}
 			m.groups[e.Group] = g
+		}
+		_, there := g[e.Member.ID]
+		switch {
+		case (e.Group == "") != (e.Member.Weight == 0):
+			t.Fatalf("event %+v: weight 0 belongs to the cluster's events alone", e)
+		case e.Kind == Weighted && (e.Group == "" || !there || g[e.Member.ID].Weight == e.Member.Weight):
+			t.Fatalf("event %+v: a weight changes only in a group, of a member there, to a new weight", e)
+		case e.Kind == Left && g[e.Member.ID] != e.Member:
+			t.Fatalf("event %+v: Left tells the member as it was, %+v", e, g[e.Member.ID])
 		}
 		if e.Kind == Left {
 			delete(g, e.Member.ID)
@@ -206,7 +324,16 @@ func TestStateProperties(t *testing.T) {
 			"joinGroup": func(t *rapid.T) cmd {
 				id, inc := member(t)
 				g := groups.Draw(t, "group")
-				return func(s *state, _ uint64, fx *effects) error { return s.joinGroup(fx, id, inc, g) }
+				w := rapid.Uint64Range(0, 3).Draw(t, "weight") // 0 is refused
+				return func(s *state, _ uint64, fx *effects) error { return s.joinGroup(fx, id, inc, g, w) }
+			},
+			"setWeight": func(t *rapid.T) cmd {
+				id, inc := member(t)
+				if rapid.Bool().Draw(t, "observer") {
+					inc = 0 // whichever is current
+				}
+				g, w := groups.Draw(t, "group"), rapid.Uint64Range(0, 3).Draw(t, "weight")
+				return func(s *state, _ uint64, fx *effects) error { return s.setWeight(fx, id, inc, g, w) }
 			},
 			"leaveGroup": func(t *rapid.T) cmd {
 				id, inc := member(t)

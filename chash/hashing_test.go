@@ -1,0 +1,316 @@
+package chash
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bifrost-go/bifrost/membership"
+	"github.com/bifrost-go/bifrost/raft"
+	"github.com/bifrost-go/bifrost/raft/node"
+	"github.com/bifrost-go/bifrost/raft/wal"
+	"github.com/bifrost-go/bifrost/rpc"
+	"github.com/bifrost-go/bifrost/sm"
+)
+
+// Membership timings of the end-to-end tests: short, so a member goes
+// offline within a second or so.
+var testMembership = membership.Config{Group: "g", HeartbeatInterval: 100 * time.Millisecond, Timeout: time.Second}
+
+// raftMember is one member of the raft group that carries membership.
+type raftMember struct {
+	server    *rpc.Server
+	pool, ctl *rpc.Pool
+	transport *node.RPCTransport
+	wal       *wal.WAL
+	node      *node.Node
+	svc       *membership.Service
+	served    chan error
+}
+
+// startGroup starts a 3-member raft group on loopback TCP and fsync'd
+// WALs whose hosts carry the membership machine, and returns the members'
+// addresses.
+func startGroup(t *testing.T) []string {
+	var addrs []string
+	lns := map[uint64]net.Listener{}
+	peers := map[uint64]string{}
+	for id := uint64(1); id <= 3; id++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[id], peers[id] = ln, ln.Addr().String()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for id := uint64(1); id <= 3; id++ {
+		m := startRaftMember(t, id, peers, lns[id])
+		t.Cleanup(m.stop)
+	}
+	return addrs
+}
+
+func startRaftMember(t *testing.T, id uint64, addrs map[uint64]string, ln net.Listener) *raftMember {
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("member %d: %v", id, err)
+		}
+	}
+	m := &raftMember{served: make(chan error, 1)}
+	var err error
+	m.server, err = rpc.NewServer(rpc.Config{})
+	must(err)
+	m.pool, err = rpc.NewPool(rpc.ClientConfig{})
+	must(err)
+	m.ctl, err = rpc.NewPool(rpc.ClientConfig{})
+	must(err)
+	peers := map[uint64]string{}
+	for p, a := range addrs {
+		if p != id {
+			peers[p] = a
+		}
+	}
+	m.transport, err = node.NewRPCTransport(node.RPCTransportConfig{Group: "g", Peers: peers, Server: m.server, Pool: m.pool, ControlPool: m.ctl})
+	must(err)
+	dir := t.TempDir()
+	m.wal, err = wal.Open(wal.Config{Dir: dir + "/wal"})
+	must(err)
+	host, err := sm.NewHost(sm.HostConfig{}, membership.Machine())
+	must(err)
+	m.node, err = node.Start(node.Config{Raft: raft.Config{ID: id, Voters: []uint64{1, 2, 3}}, Storage: node.NewWALStorage(m.wal),
+		Transport: m.transport, StateMachine: host, TickInterval: 10 * time.Millisecond, SnapshotDir: dir + "/snap"})
+	must(err)
+	s, err := sm.Serve(m.server, "g", host, m.node)
+	must(err)
+	m.svc, err = membership.Serve(m.server, s, testMembership)
+	must(err)
+	go func() { m.served <- m.server.Serve(ln) }()
+	return m
+}
+
+func (m *raftMember) stop() {
+	m.svc.Close()
+	m.node.Stop()
+	m.transport.Close()
+	m.server.Close()
+	m.pool.Close()
+	m.ctl.Close()
+	m.wal.Close()
+	<-m.served
+}
+
+// client is an sm client of the group with a pool of its own: closing
+// the pool cuts the client off, as its process dying would.
+type client struct {
+	pool *rpc.Pool
+	sm   *sm.Client
+	obs  *membership.Observer
+}
+
+func newClient(t *testing.T, addrs []string) *client {
+	pool, err := rpc.NewPool(rpc.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sm.NewClient(sm.ClientConfig{Group: "g", Servers: addrs, Pool: pool, AttemptTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &client{pool: pool, sm: c, obs: membership.NewObserver(c)}
+	t.Cleanup(cl.kill)
+	return cl
+}
+
+// kill cuts the client off at once, without leaving or closing anything
+// on the group.
+func (c *client) kill() {
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	c.sm.Close(gone)
+	c.pool.Close()
+}
+
+// cacheServer is a member of the "cache" group with its own ring.
+type cacheServer struct {
+	client *client
+	handle *membership.MemberHandle
+	ch     *ConsistentHashing
+}
+
+func joinCache(ctx context.Context, t *testing.T, addrs []string, name, addr string, weight uint64) *cacheServer {
+	t.Helper()
+	c := newClient(t, addrs)
+	cfg := testMembership
+	cfg.Servers, cfg.Pool = addrs, c.pool
+	h, err := membership.Join(ctx, c.sm, name, addr, cfg)
+	if err != nil {
+		t.Fatalf("join %s: %v", name, err)
+	}
+	ch, err := NewMember(ctx, h, c.obs, weight, Config{Group: "cache"})
+	if err != nil {
+		t.Fatalf("ring of %s: %v", name, err)
+	}
+	s := &cacheServer{client: c, handle: h, ch: ch}
+	t.Cleanup(ch.Close)
+	return s
+}
+
+// ringSet is rings whose every change pokes changed, so a wait for them
+// to agree wakes on changes rather than on a clock.
+type ringSet struct {
+	rings   []*ConsistentHashing
+	changed chan struct{}
+}
+
+func newRingSet() *ringSet { return &ringSet{changed: make(chan struct{}, 1)} }
+
+func (rs *ringSet) add(t *testing.T, ch *ConsistentHashing) {
+	rs.rings = append(rs.rings, ch)
+	t.Cleanup(ch.WatchRing(func(RingChange) {
+		select {
+		case rs.changed <- struct{}{}:
+		default:
+		}
+	}))
+}
+
+func (rs *ringSet) remove(ch *ConsistentHashing) {
+	rs.rings = slices.DeleteFunc(rs.rings, func(r *ConsistentHashing) bool { return r == ch })
+}
+
+// wait waits until every ring holds exactly servers, at one version and
+// with one fingerprint, and returns that ring and version.
+func (rs *ringSet) wait(ctx context.Context, t *testing.T, servers ...string) (*Ring, uint64) {
+	t.Helper()
+	for {
+		first, v := rs.rings[0].Ring()
+		agree := first != nil && slices.Equal(first.Servers(), servers)
+		for _, ch := range rs.rings[1:] {
+			r, w := ch.Ring()
+			agree = agree && r != nil && w == v && r.Fingerprint() == first.Fingerprint()
+		}
+		if agree {
+			return first, v
+		}
+		select {
+		case <-rs.changed:
+		case <-ctx.Done():
+			t.Fatalf("the rings never agreed on %v", servers)
+		}
+	}
+}
+
+// changes collects what a watcher hears.
+type changes struct {
+	mu  sync.Mutex
+	all []RangeChange
+}
+
+func (c *changes) add(rc RangeChange) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.all = append(c.all, rc)
+}
+
+func (c *changes) since(version uint64) (gained, lost []Range) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rc := range c.all {
+		if rc.Version > version {
+			gained, lost = append(gained, rc.Gained...), append(lost, rc.Lost...)
+		}
+	}
+	return normalize(gained), normalize(lost)
+}
+
+// Three cache servers with weights 1, 2 and 3 and two clients that only
+// look up agree on every key; a server that dies leaves every ring, the
+// survivors' watchers report exactly the ranges they took from it, and
+// when it comes back (a new incarnation at a new address) it gets the
+// same ranges back and the survivors lose exactly those.
+func TestConsistentHashingFollowsMembership(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	addrs := startGroup(t)
+	admin := newClient(t, addrs)
+	if err := admin.obs.CreateGroup(ctx, "cache"); err != nil {
+		t.Fatal(err)
+	}
+	servers := map[string]*cacheServer{}
+	for i, name := range []string{"a", "b", "c"} {
+		servers[name] = joinCache(ctx, t, addrs, name, name+":1", uint64(i+1))
+	}
+	rings := newRingSet()
+	for _, s := range servers {
+		rings.add(t, s.ch)
+	}
+	for range 2 {
+		ch, err := New(ctx, newClient(t, addrs).obs, Config{Group: "cache"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ch.Close)
+		rings.add(t, ch)
+	}
+	full, before := rings.wait(ctx, t, "a", "b", "c")
+	for i := range 1000 {
+		key := fmt.Sprint("key-", i)
+		want, _ := full.LookupString(key)
+		for _, ch := range rings.rings {
+			if got, err := ch.LookupString(key); err != nil || got.Name != want || got.Addr != want+":1" {
+				t.Fatalf("%s: %v, %v; the ring says %s", key, got, err, want)
+			}
+		}
+	}
+	watched := map[string]*changes{"a": {}, "b": {}}
+	for name, w := range watched {
+		stop := servers[name].ch.WatchServerRangeChanged(name, w.add)
+		defer stop()
+	}
+	cRanges := full.Ranges("c")
+
+	// c dies: its heartbeats stop and its ring stops following.
+	servers["c"].ch.Close()
+	servers["c"].client.kill()
+	rings.remove(servers["c"].ch)
+	shrunk, dropped := rings.wait(ctx, t, "a", "b")
+	var taken []Range
+	for name, w := range watched {
+		gained, lost := w.since(before)
+		if len(lost) != 0 || len(subtract(gained, cRanges)) != 0 {
+			t.Errorf("%s gained %v and lost %v; it may only take c's ranges", name, gained, lost)
+		}
+		if !slices.Equal(normalize(append(slices.Clone(full.Ranges(name)), gained...)), shrunk.Ranges(name)) {
+			t.Errorf("%s's replayed ranges differ from its ranges in the ring without c", name)
+		}
+		taken = append(taken, gained...)
+	}
+	if !slices.Equal(normalize(taken), cRanges) {
+		t.Errorf("a and b took %v between them, c had %v", normalize(taken), cRanges)
+	}
+
+	// c restarts at a new address: the same member, a new incarnation.
+	back := joinCache(ctx, t, addrs, "c", "c:2", 3)
+	if back.handle.Member().Incarnation != 2 {
+		t.Errorf("c rejoined as %v, want incarnation 2", back.handle.Member())
+	}
+	rings.add(t, back.ch)
+	again, _ := rings.wait(ctx, t, "a", "b", "c")
+	if again.Fingerprint() != full.Fingerprint() {
+		t.Errorf("c's return did not restore the ring")
+	}
+	if s, _ := rings.rings[0].Lookup(cRanges[0].End); s.Name != "c" || s.Addr != "c:2" {
+		t.Errorf("a key of c's goes to %v, want c at its new address", s)
+	}
+	for name, w := range watched {
+		gained, lost := w.since(dropped)
+		if len(gained) != 0 || !slices.Equal(lost, normalize(subtract(shrunk.Ranges(name), full.Ranges(name)))) {
+			t.Errorf("%s, as c came back: gained %v, lost %v; want to lose what it took", name, gained, lost)
+		}
+	}
+}
