@@ -187,9 +187,16 @@ func (rs *ringSet) remove(ch *ConsistentHashing) {
 // with one fingerprint, and returns that ring and version.
 func (rs *ringSet) wait(ctx context.Context, t *testing.T, servers ...string) (*Ring, uint64) {
 	t.Helper()
+	return rs.waitFor(ctx, t, func(r *Ring) bool { return slices.Equal(r.Servers(), servers) })
+}
+
+// waitFor waits until every ring is at one version, with one
+// fingerprint, and ok holds of it.
+func (rs *ringSet) waitFor(ctx context.Context, t *testing.T, ok func(*Ring) bool) (*Ring, uint64) {
+	t.Helper()
 	for {
 		first, v := rs.rings[0].Ring()
-		agree := first != nil && slices.Equal(first.Servers(), servers)
+		agree := first != nil && ok(first)
 		for _, ch := range rs.rings[1:] {
 			r, w := ch.Ring()
 			agree = agree && r != nil && w == v && r.Fingerprint() == first.Fingerprint()
@@ -200,7 +207,7 @@ func (rs *ringSet) wait(ctx context.Context, t *testing.T, servers ...string) (*
 		select {
 		case <-rs.changed:
 		case <-ctx.Done():
-			t.Fatalf("the rings never agreed on %v", servers)
+			t.Fatal("the rings never agreed")
 		}
 	}
 }
@@ -312,5 +319,18 @@ func TestConsistentHashingFollowsMembership(t *testing.T) {
 		if len(gained) != 0 || !slices.Equal(lost, normalize(subtract(shrunk.Ranges(name), full.Ranges(name)))) {
 			t.Errorf("%s, as c came back: gained %v, lost %v; want to lose what it took", name, gained, lost)
 		}
+	}
+
+	// A weight set through the log reaches every ring.
+	if err := rings.rings[0].SetWeight(ctx, "a", 5); err != nil {
+		t.Fatal(err)
+	}
+	want, err := NewRing(map[string]uint64{"a": 5, "b": 2, "c": 3}, RingConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rings.waitFor(ctx, t, func(r *Ring) bool { return r.Fingerprint() == want.Fingerprint() })
+	if err := rings.rings[0].SetWeight(ctx, "nobody", 1); err == nil {
+		t.Error("SetWeight of a server not in the group worked")
 	}
 }
