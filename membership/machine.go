@@ -1,10 +1,6 @@
 package membership
 
 import (
-	"errors"
-	"sync"
-	"sync/atomic"
-
 	"github.com/bifrost-go/bifrost/sm"
 )
 
@@ -26,8 +22,6 @@ var (
 	membersQry = sm.NewQuery[list, listing](machineName, "members")
 	leaderQry  = sm.NewQuery[list, listing](machineName, "group_leader")
 	versionQry = sm.NewQuery[struct{}, listing](machineName, "version")
-	// attachQry links a Service to the state of its own host (Serve).
-	attachQry = sm.NewQuery[uint64, struct{}](machineName, "attach")
 	// onGroup's events are those of one group, or of the cluster for "".
 	onGroup  = sm.NewSubscription[groupKey, Event](machineName, "on_group")
 	onLeader = sm.NewSubscription[groupKey, LeaderChange](machineName, "on_group_leader")
@@ -74,7 +68,6 @@ func Machine() *sm.Machine {
 		defer st.mu.RUnlock()
 		return listing{Version: st.version}, nil
 	})
-	sm.HandleQuery(m, attachQry, func(_ *sm.Read, token uint64) (struct{}, error) { return struct{}{}, st.attach(token) })
 	return m
 }
 
@@ -105,28 +98,5 @@ func (st *state) apply(a *sm.Apply, change func(*effects) error) error {
 	if svc := st.svc.Load(); svc != nil && sm.Leading.Get(a.Context()) {
 		svc.observe(fx.events)
 	}
-	return nil
-}
-
-// attachments are the Services being linked to the state of their host,
-// by token. Serve knows its host only as an *sm.Server, which does not
-// show its machines, so it asks its own host, in process, a query that
-// carries a token; the handler, which runs on exactly that host, leaves
-// its state here. An entry lives only while its Serve runs.
-var (
-	attachments sync.Map // uint64 -> *attachment
-	nextToken   atomic.Uint64
-)
-
-type attachment struct{ st atomic.Pointer[state] }
-
-var errNoAttachment = errors.New("membership: no such attachment")
-
-func (st *state) attach(token uint64) error {
-	v, ok := attachments.Load(token)
-	if !ok {
-		return errNoAttachment
-	}
-	v.(*attachment).st.Store(st)
 	return nil
 }

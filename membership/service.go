@@ -2,7 +2,6 @@ package membership
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -65,7 +64,7 @@ func Serve(srv *rpc.Server, s *sm.Server, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := attach(srv, cfg.Group)
+	st, err := stateOf(s)
 	if err != nil {
 		return nil, err
 	}
@@ -90,41 +89,14 @@ func Serve(srv *rpc.Server, s *sm.Server, cfg Config) (*Service, error) {
 	return svc, nil
 }
 
-// selfAddr is the in-process address Serve reaches its own host at.
-const selfAddr = "membership.self"
-
-// attach finds the state of the membership machine of group's host on
-// srv, by asking that host, in process, a query whose handler leaves its
-// state with a token (machine.go).
-func attach(srv *rpc.Server, group string) (*state, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// A missing sm service would have the client retry until ctx ends.
-	if _, err := rpc.NewMethod[[]byte, []byte]("sm."+group, "query").Call(ctx, srv.LocalClient(), nil); errors.Is(err, rpc.ErrServiceNotFound) {
-		return nil, fmt.Errorf("%w: no sm group %q on this rpc server", ErrBadConfig, group)
+// stateOf finds the state of the membership machine of s's host.
+func stateOf(s *sm.Server) (*state, error) {
+	v, ok := s.Host().State(machineName)
+	st, isState := v.(*state)
+	if !ok || !isState {
+		return nil, fmt.Errorf("%w: the host carries no membership machine", ErrBadConfig)
 	}
-	pool, err := rpc.NewPool(rpc.ClientConfig{})
-	if err != nil {
-		return nil, err
-	}
-	defer pool.Close()
-	pool.SetLocal(selfAddr, srv)
-	c, err := sm.NewClient(sm.ClientConfig{Group: group, Servers: []string{selfAddr}, Pool: pool})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close(ctx)
-	token := nextToken.Add(1)
-	a := &attachment{}
-	attachments.Store(token, a)
-	defer attachments.Delete(token)
-	if _, err := attachQry.ReadAs(ctx, c, sm.Follower, token); err != nil {
-		if errors.Is(err, sm.ErrNoFunction) {
-			return nil, fmt.Errorf("%w: the host of group %q carries no membership machine", ErrBadConfig, group)
-		}
-		return nil, fmt.Errorf("membership: find the machine of group %q: %w", group, err)
-	}
-	return a.st.Load(), nil
+	return st, nil
 }
 
 // Close stops the detector and waits for its goroutines. The heartbeat

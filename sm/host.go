@@ -110,6 +110,18 @@ func NewHost(cfg HostConfig, machines ...*Machine) (*Host, error) {
 	return h, nil
 }
 
+// State returns the state of the machine called name that the host
+// carries, as given to NewMachine: for code on the same member that
+// works beside the machine (membership's failure detector reads the
+// members it must watch), never to change it outside a command.
+func (h *Host) State(name string) (Snapshotter, bool) {
+	m := h.machines[machineID(name)]
+	if m == nil || m.name != name {
+		return nil, false
+	}
+	return m.state, true
+}
+
 // Applied returns the index of the last log entry the host applied.
 func (h *Host) Applied() uint64 {
 	h.mu.RLock()

@@ -195,3 +195,17 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
+
+func TestHostStateFindsMachinesByName(t *testing.T) {
+	st := &emptyState{}
+	h, err := NewHost(HostConfig{}, NewMachine("mine", st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := h.State("mine"); !ok || got != Snapshotter(st) {
+		t.Errorf("State(mine) = %v, %v; want the machine's state", got, ok)
+	}
+	if _, ok := h.State("other"); ok {
+		t.Error("State of a machine the host does not carry was found")
+	}
+}
