@@ -51,8 +51,11 @@
 //     ring of a membership group kept current by the group's events, with
 //     watches of the hash ranges each server gains and loses.
 //
-// A Node that wires everything onto one RPC server follows in a later
-// version; this file grows into it.
+// A Node wires the parts onto one RPC server from one Config composed of
+// their own configs: a raft group on a WAL (or memory), the sm host with
+// the built-in KV map, membership and the application's machines, the
+// group's sm service and membership's heartbeats; Close unwinds them in
+// reverse. The parts stay usable one by one.
 //
 // cmd/bifrost runs a demo of what exists so far: `make demo`.
 package bifrost

@@ -1,0 +1,270 @@
+package bifrost
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/bifrost-go/bifrost/membership"
+	"github.com/bifrost-go/bifrost/raft"
+	"github.com/bifrost-go/bifrost/raft/node"
+	"github.com/bifrost-go/bifrost/raft/wal"
+	"github.com/bifrost-go/bifrost/rpc"
+	"github.com/bifrost-go/bifrost/sm"
+)
+
+// KV is the built-in map every Node's group carries: string keys, byte
+// values.
+var KV = sm.NewMap[string, []byte]("kv")
+
+// Config configures a Node. It is composed of the parts' own configs; the
+// zero value of each field means its part's default.
+type Config struct {
+	// ID is this member's raft id, unique in the group. Required.
+	ID uint64
+	// Listen is the rpc address to listen on (host:port; port 0 picks
+	// one). Required unless Listener is set.
+	Listen string
+	// Listener, if set, is the listener to serve rpc on instead: the
+	// node owns it from Start on. It lets a caller learn every member's
+	// address before any starts.
+	Listener net.Listener
+	// Dir holds the write-ahead log and snapshots; the node recovers
+	// from it on restart. Empty keeps everything in memory.
+	Dir string
+	// Peers maps every voter's id, this member's included, to its rpc
+	// address: the group to bootstrap, or the group this member was
+	// bootstrapped in when it restarts. This member's entry may be
+	// empty: its own address is the listener's. Required.
+	Peers map[uint64]string
+	// Group names the raft group, its sm service and its membership.
+	// Default "bifrost".
+	Group string
+	// Machines are the application's state machines, carried beside the
+	// built-in ones (KV and membership).
+	Machines []*sm.Machine
+
+	Raft         raft.Config // ID and Voters are filled in from ID and Peers
+	TickInterval time.Duration
+	Host         sm.HostConfig
+	Membership   membership.Config // Group is filled in
+	RPC          rpc.Config        // the server, TLS included
+	Client       rpc.ClientConfig  // the pools to peers, TLS included
+	// Logger receives what every part has to say. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultGroup is the group of a Config that names none.
+const DefaultGroup = "bifrost"
+
+// Node is one member of a bifrost cluster, wired from its parts in the
+// order the seed assembles them by hand: an rpc server, a raft group on
+// it (node.RPCTransport over a WAL or memory), the sm host with the
+// built-in machines and the application's, the group's sm service, and
+// membership's heartbeat service. Close unwinds them in reverse.
+type Node struct {
+	cfg       Config
+	ln        net.Listener
+	server    *rpc.Server
+	pool, ctl *rpc.Pool
+	transport *node.RPCTransport
+	wal       *wal.WAL
+	host      *sm.Host
+	raft      *node.Node
+	sm        *sm.Server
+	members   *membership.Service
+	served    chan error // Serve's return, once it runs
+}
+
+// Start starts a node: it listens, recovers from cfg.Dir if it holds
+// state, and joins its group's election. It returns once every part
+// runs, without waiting for a leader.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg}
+	if err := n.start(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.served = make(chan error, 1)
+	go func() { n.served <- n.server.Serve(n.ln) }()
+	return n, nil
+}
+
+// check validates cfg and fills in the defaults it decides.
+func (cfg *Config) check() error {
+	switch {
+	case cfg.ID == 0:
+		return errors.New("bifrost: Config.ID is required")
+	case cfg.Listen == "" && cfg.Listener == nil:
+		return errors.New("bifrost: Config.Listen or Config.Listener is required")
+	case len(cfg.Peers) == 0:
+		return errors.New("bifrost: Config.Peers is required")
+	}
+	if _, ok := cfg.Peers[cfg.ID]; !ok {
+		return fmt.Errorf("bifrost: Config.Peers does not name this member, %d", cfg.ID)
+	}
+	cfg.Group = cmp.Or(cfg.Group, DefaultGroup)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Peers = maps.Clone(cfg.Peers)
+	return nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	cfg := &n.cfg
+	var err error
+	if n.ln = cfg.Listener; n.ln == nil {
+		var lc net.ListenConfig
+		if n.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("bifrost: listen: %w", err)
+		}
+	}
+	if cfg.Peers[cfg.ID] == "" {
+		cfg.Peers[cfg.ID] = n.ln.Addr().String()
+	}
+	cfg.RPC.Logger = cmp.Or(cfg.RPC.Logger, cfg.Logger)
+	if n.server, err = rpc.NewServer(cfg.RPC); err != nil {
+		return err
+	}
+	if n.pool, err = rpc.NewPool(cfg.Client); err != nil {
+		return err
+	}
+	if n.ctl, err = rpc.NewPool(cfg.Client); err != nil {
+		return err
+	}
+	if err := n.startRaft(); err != nil {
+		return err
+	}
+	if n.sm, err = sm.Serve(n.server, cfg.Group, n.host, n.raft); err != nil {
+		return err
+	}
+	mcfg := cfg.Membership
+	mcfg.Group = cfg.Group
+	mcfg.Logger = cmp.Or(mcfg.Logger, cfg.Logger)
+	n.members, err = membership.Serve(n.server, n.sm, mcfg)
+	return err
+}
+
+// startRaft starts the transport, the storage, the host and the raft node.
+func (n *Node) startRaft() error {
+	cfg := &n.cfg
+	peers := maps.Clone(cfg.Peers)
+	delete(peers, cfg.ID)
+	var err error
+	n.transport, err = node.NewRPCTransport(node.RPCTransportConfig{Group: cfg.Group, Peers: peers,
+		Server: n.server, Pool: n.pool, ControlPool: n.ctl, Logger: cfg.Logger})
+	if err != nil {
+		return err
+	}
+	machines := append([]*sm.Machine{KV.Machine(), membership.Machine()}, cfg.Machines...)
+	cfg.Host.Logger = cmp.Or(cfg.Host.Logger, cfg.Logger)
+	if n.host, err = sm.NewHost(cfg.Host, machines...); err != nil {
+		return err
+	}
+	rc := cfg.Raft
+	rc.ID, rc.Voters = cfg.ID, slices.Sorted(maps.Keys(cfg.Peers))
+	nc := node.Config{Raft: rc, Transport: n.transport, StateMachine: n.host, TickInterval: cfg.TickInterval, Logger: cfg.Logger}
+	if cfg.Dir == "" {
+		nc.Storage = node.NewMemoryStorage()
+	} else {
+		if n.wal, err = wal.Open(wal.Config{Dir: filepath.Join(cfg.Dir, "wal")}); err != nil {
+			return err
+		}
+		nc.Storage, nc.SnapshotDir = node.NewWALStorage(n.wal), filepath.Join(cfg.Dir, "snap")
+	}
+	n.raft, err = node.Start(nc)
+	return err
+}
+
+// Close stops the node, its parts in the reverse order of Start. It does
+// not leave the group: a node closed and started again from its Dir is
+// the same member.
+func (n *Node) Close() error {
+	var errs []error
+	if n.members != nil {
+		errs = append(errs, n.members.Close())
+	}
+	if n.raft != nil {
+		errs = append(errs, n.raft.Stop())
+	}
+	if n.transport != nil {
+		errs = append(errs, n.transport.Close())
+	}
+	if n.server != nil {
+		errs = append(errs, n.server.Close())
+	}
+	for _, p := range []*rpc.Pool{n.pool, n.ctl} {
+		if p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	if n.wal != nil {
+		errs = append(errs, n.wal.Close())
+	}
+	if n.served != nil {
+		if err := <-n.served; !errors.Is(err, rpc.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	} else if n.ln != nil {
+		n.ln.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Addr returns the rpc address the node listens on.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// Group returns the name of the node's group.
+func (n *Node) Group() string { return n.cfg.Group }
+
+// Peers returns every voter's rpc address, by id, as the node started.
+func (n *Node) Peers() map[uint64]string { return maps.Clone(n.cfg.Peers) }
+
+// RPC returns the node's rpc server, where more services may be added.
+func (n *Node) RPC() *rpc.Server { return n.server }
+
+// Raft returns the node's raft member.
+func (n *Node) Raft() *node.Node { return n.raft }
+
+// Host returns the node's sm host.
+func (n *Node) Host() *sm.Host { return n.host }
+
+// SM returns the group's sm service on this node.
+func (n *Node) SM() *sm.Server { return n.sm }
+
+// Membership returns the node's membership service.
+func (n *Node) Membership() *membership.Service { return n.members }
+
+// NewClient returns an sm client of the node's group that reaches every
+// member, this one in process, through a pool of its own; close both
+// when done, the client first.
+func (n *Node) NewClient() (*sm.Client, *rpc.Pool, error) {
+	pool, err := rpc.NewPool(n.cfg.Client)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool.SetLocal(n.Addr(), n.server)
+	addrs := []string{n.Addr()}
+	for _, id := range slices.Sorted(maps.Keys(n.cfg.Peers)) {
+		if id != n.cfg.ID {
+			addrs = append(addrs, n.cfg.Peers[id])
+		}
+	}
+	c, err := sm.NewClient(sm.ClientConfig{Group: n.cfg.Group, Servers: addrs, Pool: pool})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return c, pool, nil
+}
