@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -86,13 +87,15 @@ func (f *follower) apply(n uint64, weights map[string]uint64, addrs map[string]s
 	} else {
 		deltas = Diff(prev.ring, ring)
 	}
+	// Servers' watchers first: a ring watcher then knows that every
+	// server's change of this version has been told.
+	for _, server := range slices.Sorted(maps.Keys(deltas)) {
+		for _, w := range f.servers[server] {
+			(*w)(RangeChange{Version: n, Server: server, Delta: deltas[server]})
+		}
+	}
 	for _, w := range f.rings {
 		(*w)(RingChange{Version: n, Ring: ring, Deltas: deltas})
-	}
-	for server, d := range deltas {
-		for _, w := range f.servers[server] {
-			(*w)(RangeChange{Version: n, Server: server, Delta: d})
-		}
 	}
 	return nil
 }

@@ -7,15 +7,17 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/bifrost-go/bifrost"
 	"github.com/bifrost-go/bifrost/bind"
+	"github.com/bifrost-go/bifrost/chash"
+	"github.com/bifrost-go/bifrost/membership"
 	"github.com/bifrost-go/bifrost/raft"
 	"github.com/bifrost-go/bifrost/raft/node"
-	"github.com/bifrost-go/bifrost/raft/wal"
 	"github.com/bifrost-go/bifrost/rpc"
+	"github.com/bifrost-go/bifrost/sm"
 )
 
 // demo walks through the library: typed RPC, bindings, and a three-member
@@ -86,202 +88,329 @@ func demoRPC(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-// kv is the demo's replicated state machine: "key=value" commands.
-type kv struct {
-	mu   sync.Mutex // protects data
-	data map[string]string
+// demoTimings are the membership timings of the demo: a member that stops
+// heartbeating is offline within about a second.
+var demoTimings = membership.Config{HeartbeatInterval: 100 * time.Millisecond, Timeout: time.Second}
+
+// cluster is the demo's three Nodes, each with its own directory.
+type cluster struct {
+	cfgs  []bifrost.Config
+	nodes []*bifrost.Node
 }
 
-func (s *kv) Apply(e raft.Entry) []byte {
-	if e.Type != raft.EntryNormal {
-		return nil
+func startCluster(ctx context.Context, root string) (*cluster, error) {
+	peers, lns := map[uint64]string{}, map[uint64]net.Listener{}
+	for id := uint64(1); id <= 3; id++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		peers[id], lns[id] = ln.Addr().String(), ln
 	}
-	k, v, _ := strings.Cut(string(e.Data), "=")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.data[k]
-	s.data[k] = v
-	return []byte(old)
+	c := &cluster{}
+	for id := uint64(1); id <= 3; id++ {
+		cfg := bifrost.Config{ID: id, Listen: peers[id], Listener: lns[id], Dir: fmt.Sprintf("%s/%d", root, id),
+			Peers: peers, TickInterval: 10 * time.Millisecond, Membership: demoTimings}
+		n, err := bifrost.Start(ctx, cfg)
+		if err != nil {
+			for later := id + 1; later <= 3; later++ {
+				lns[later].Close()
+			}
+			c.close()
+			return nil, err
+		}
+		cfg.Listener = nil
+		c.cfgs, c.nodes = append(c.cfgs, cfg), append(c.nodes, n)
+	}
+	return c, nil
 }
 
-func (s *kv) get(k string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.data[k]
+func (c *cluster) close() {
+	for _, n := range c.nodes {
+		if n != nil {
+			n.Close()
+		}
+	}
 }
 
-// member is one raft group member with its own rpc server and WAL.
-type member struct {
-	id        uint64
-	srv       *rpc.Server
-	pool      *rpc.Pool
-	ctl       *rpc.Pool // the transport's control lane: heartbeats never queue behind appends
-	transport *node.RPCTransport
-	log       *wal.WAL
-	sm        *kv
-	node      *node.Node
-	served    chan error
+// leader waits for a node to lead and returns its index.
+func (c *cluster) leader(ctx context.Context) (int, error) {
+	for {
+		for i, n := range c.nodes {
+			if n != nil && n.Raft().Status().Role == raft.RoleLeader {
+				return i, nil
+			}
+		}
+		for _, n := range c.nodes {
+			if n == nil {
+				continue
+			}
+			wait, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			n.Raft().WaitFor(wait, func(st node.Status) bool { return st.Role == raft.RoleLeader })
+			cancel()
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("no leader: %w", ctx.Err())
+		}
+	}
 }
 
-// startMember starts member id serving on ln; on failure it closes what
-// it had started, ln included.
-func startMember(id uint64, ln net.Listener, addrs map[uint64]string, dir string) (_ *member, err error) {
-	m := &member{id: id, sm: &kv{data: map[string]string{}}, served: make(chan error, 1)}
-	serving := false
-	defer func() {
-		if err == nil {
-			return
-		}
-		if m.transport != nil {
-			m.transport.Close()
-		}
-		if m.srv != nil {
-			m.srv.Close() // closes ln if Serve has it
-		}
-		if serving {
-			<-m.served
-		} else {
-			ln.Close()
-		}
-		if m.ctl != nil {
-			m.ctl.Close()
-		}
-		if m.pool != nil {
-			m.pool.Close()
-		}
-		if m.log != nil {
-			m.log.Close()
-		}
-	}()
-	if m.srv, err = rpc.NewServer(rpc.Config{}); err != nil {
-		return nil, err
-	}
-	if m.pool, err = rpc.NewPool(rpc.ClientConfig{}); err != nil {
-		return nil, err
-	}
-	if m.ctl, err = rpc.NewPool(rpc.ClientConfig{}); err != nil {
-		return nil, err
-	}
-	peers := map[uint64]string{}
-	voters := []uint64{}
-	for pid, addr := range addrs {
-		voters = append(voters, pid)
-		if pid != id {
-			peers[pid] = addr
-		}
-	}
-	if m.transport, err = node.NewRPCTransport(node.RPCTransportConfig{Group: "demo", Peers: peers, Server: m.srv, Pool: m.pool, ControlPool: m.ctl}); err != nil {
-		return nil, err
-	}
-	if m.log, err = wal.Open(wal.Config{Dir: dir}); err != nil {
-		return nil, err
-	}
-	go func() { m.served <- m.srv.Serve(ln) }()
-	serving = true
-	if m.node, err = node.Start(node.Config{Raft: raft.Config{ID: id, Voters: voters}, Storage: node.NewWALStorage(m.log),
-		Transport: m.transport, StateMachine: m.sm, TickInterval: 10 * time.Millisecond}); err != nil {
-		return nil, err
-	}
-	return m, nil
+// session is an sm client of the cluster with a pool of its own.
+type session struct {
+	c    *sm.Client
+	pool *rpc.Pool
 }
 
-func (m *member) stop() {
-	m.node.Stop()
-	m.transport.Close()
-	m.srv.Close()
-	<-m.served
-	m.pool.Close()
-	m.ctl.Close()
-	m.log.Close()
+func (c *cluster) session(i int) (*session, error) {
+	cl, pool, err := c.nodes[i].NewClient()
+	return &session{cl, pool}, err
+}
+
+// close closes the client, or with a dead context cuts it off at once.
+func (s *session) close(ctx context.Context) {
+	s.c.Close(ctx)
+	s.pool.Close()
 }
 
 func demoRaft(ctx context.Context, out io.Writer) error {
-	fmt.Fprintln(out, "== raft: three members on loopback, each with its own WAL")
+	fmt.Fprintln(out, "== a cluster: three bifrost Nodes on loopback, each with its WAL")
 	root, err := os.MkdirTemp("", "bifrost-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(root)
-	addrs, lns := map[uint64]string{}, map[uint64]net.Listener{}
-	for id := uint64(1); id <= 3; id++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		addrs[id], lns[id] = ln.Addr().String(), ln
-	}
-	members := map[uint64]*member{}
-	defer func() {
-		for _, m := range members {
-			m.stop()
-		}
-	}()
-	for id := uint64(1); id <= 3; id++ {
-		m, err := startMember(id, lns[id], addrs, fmt.Sprintf("%s/%d", root, id))
-		if err != nil {
-			for later := id + 1; later <= 3; later++ {
-				lns[later].Close()
-			}
-			return err
-		}
-		members[id] = m
-	}
-	lead, err := waitLeader(ctx, members)
+	c, err := startCluster(ctx, root)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "   member %d leads term %d\n", lead.id, lead.node.Status().Term)
-	for _, cmd := range []string{"realm=asgard", "bridge=bifrost", "guard=heimdall"} {
-		index, _, err := lead.node.Propose(ctx, []byte(cmd))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "   committed %-16q at index %d\n", cmd, index)
+	defer c.close()
+	lead, err := c.leader(ctx)
+	if err != nil {
+		return err
 	}
+	fmt.Fprintf(out, "   node %d leads term %d\n", lead+1, c.nodes[lead].Raft().Status().Term)
+	s, err := c.session((lead + 1) % 3) // a follower's client: commands find the leader
+	if err != nil {
+		return err
+	}
+	defer s.close(ctx)
+	if err := demoKV(ctx, out, s.c); err != nil {
+		return err
+	}
+	if err := demoFailover(ctx, out, c, s.c, lead); err != nil {
+		return err
+	}
+	return demoRing(ctx, out, c, s.c)
+}
 
-	fmt.Fprintf(out, "   stopping the leader, member %d\n", lead.id)
-	old := lead.id
-	lead.stop()
-	delete(members, old)
-	if lead, err = waitLeader(ctx, members); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "   member %d leads term %d\n", lead.id, lead.node.Status().Term)
-	index, prev, err := lead.node.Propose(ctx, []byte("realm=midgard"))
+// demoKV writes the replicated map, reads it linearizably and watches a
+// key.
+func demoKV(ctx context.Context, out io.Writer, c *sm.Client) error {
+	fmt.Fprintln(out, "== sm: the built-in replicated Map")
+	_, _, changes, err := bifrost.KV.ReadKeyAndOpen(ctx, c, "guard")
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "   committed %-16q at index %d (realm was %q)\n", "realm=midgard", index, prev)
-
-	ln, err := net.Listen("tcp", addrs[old])
+	defer changes.Close(ctx)
+	for _, kv := range [][2]string{{"realm", "asgard"}, {"bridge", "bifrost"}, {"guard", "heimdall"}} {
+		if _, _, err := bifrost.KV.Insert(ctx, c, kv[0], []byte(kv[1])); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "   put %s=%s (committed at index %d)\n", kv[0], kv[1], c.Seen())
+	}
+	v, _, err := bifrost.KV.Get(ctx, c, "bridge")
 	if err != nil {
 		return err
 	}
-	back, err := startMember(old, ln, addrs, fmt.Sprintf("%s/%d", root, old))
+	fmt.Fprintf(out, "   linearizable get bridge: %s\n", v)
+	ev, err := changes.Next(ctx)
 	if err != nil {
 		return err
 	}
-	members[old] = back
-	if err := back.node.WaitFor(ctx, func(st node.Status) bool { return st.Applied >= index }); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "   member %d restarted from its WAL and caught up: realm=%s bridge=%s\n",
-		old, back.sm.get("realm"), back.sm.get("bridge"))
+	fmt.Fprintf(out, "   the subscription to guard fired: %s (event %d.%d)\n", ev.Value, ev.ID.Index, ev.ID.Sub)
 	return nil
 }
 
-// waitLeader waits until every member agrees on a leader among them.
-func waitLeader(ctx context.Context, members map[uint64]*member) (*member, error) {
-	for _, m := range members {
-		err := m.node.WaitFor(ctx, func(st node.Status) bool { return members[st.Lead] != nil })
+// demoFailover stops the leader, writes on, and restarts it from its
+// directory.
+func demoFailover(ctx context.Context, out io.Writer, c *cluster, s *sm.Client, lead int) error {
+	fmt.Fprintf(out, "== raft: stopping the leader, node %d\n", lead+1)
+	if err := c.nodes[lead].Close(); err != nil {
+		return err
+	}
+	c.nodes[lead] = nil
+	if _, _, err := bifrost.KV.Insert(ctx, s, "realm", []byte("midgard")); err != nil {
+		return err
+	}
+	now, err := c.leader(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   node %d leads term %d; put realm=midgard\n", now+1, c.nodes[now].Raft().Status().Term)
+	if c.nodes[lead], err = bifrost.Start(ctx, c.cfgs[lead]); err != nil {
+		return err
+	}
+	want := s.Seen()
+	if err := c.nodes[lead].Raft().WaitFor(ctx, func(st node.Status) bool { return st.Applied >= want }); err != nil {
+		return err
+	}
+	back, err := c.session(lead)
+	if err != nil {
+		return err
+	}
+	defer back.close(ctx)
+	realm, _, err := bifrost.KV.GetAs(ctx, back.c, sm.Follower, "realm")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   node %d restarted from its WAL and caught up: realm=%s\n", lead+1, realm)
+	return nil
+}
+
+// cacheServer is a member of the demo's "cache" group with its ring.
+type cacheServer struct {
+	s      *session
+	handle *membership.MemberHandle
+	ring   *chash.ConsistentHashing
+}
+
+func joinCache(ctx context.Context, c *cluster, name string, weight uint64) (*cacheServer, error) {
+	s, err := c.session(int(weight-1) % 3)
+	if err != nil {
+		return nil, err
+	}
+	mc := demoTimings
+	mc.Group, mc.Servers, mc.Pool = c.nodes[0].Group(), serversOf(c), s.pool
+	h, err := membership.Join(ctx, s.c, name, name+".local:7000", mc)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := chash.NewMember(ctx, h, membership.NewObserver(s.c), weight, chash.Config{Group: "cache"})
+	if err != nil {
+		return nil, err
+	}
+	return &cacheServer{s: s, handle: h, ring: ring}, nil
+}
+
+func serversOf(c *cluster) []string {
+	var addrs []string
+	for _, cfg := range c.cfgs {
+		addrs = append(addrs, cfg.Peers[cfg.ID])
+	}
+	return addrs
+}
+
+// demoRing joins three servers with weights 1, 2 and 3, places keys,
+// and follows the ring as one of them dies and comes back.
+func demoRing(ctx context.Context, out io.Writer, c *cluster, s *sm.Client) error {
+	fmt.Fprintln(out, "== membership and chash: servers a, b, c join group cache with weights 1, 2, 3")
+	obs := membership.NewObserver(s)
+	if err := obs.CreateGroup(ctx, "cache"); err != nil {
+		return err
+	}
+	servers := map[string]*cacheServer{}
+	defer func() {
+		for _, cs := range servers {
+			cs.ring.Close()
+			cs.handle.Close(ctx)
+			cs.s.close(ctx)
+		}
+	}()
+	for i, name := range []string{"a", "b", "c"} {
+		cs, err := joinCache(ctx, c, name, uint64(i+1))
 		if err != nil {
-			return nil, fmt.Errorf("member %d: no leader: %w", m.id, err)
+			return err
+		}
+		servers[name] = cs
+	}
+	ring := servers["a"].ring
+	moved := make(chan chash.RangeChange, 64) // far more than the demo's changes
+	for _, name := range []string{"a", "b"} {
+		stop := ring.WatchServerRangeChanged(name, func(rc chash.RangeChange) { moved <- rc })
+		defer stop()
+	}
+	rings := make(chan chash.RingChange, 64)
+	defer ring.WatchRing(func(rc chash.RingChange) { rings <- rc })()
+	if err := waitServers(ctx, out, rings, 3, moved); err != nil {
+		return err
+	}
+	printShares(out, ring)
+
+	fmt.Fprintln(out, "   server c stops heartbeating")
+	dead := servers["c"]
+	delete(servers, "c")
+	dead.ring.Close()
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	dead.s.close(gone)
+	if err := waitServers(ctx, out, rings, 2, moved); err != nil {
+		return err
+	}
+	printShares(out, ring)
+
+	fmt.Fprintln(out, "   server c restarts and joins again")
+	back, err := joinCache(ctx, c, "c", 3)
+	if err != nil {
+		return err
+	}
+	servers["c"] = back
+	fmt.Fprintf(out, "   c is %v now\n", back.handle.Member())
+	if err := waitServers(ctx, out, rings, 3, moved); err != nil {
+		return err
+	}
+	printShares(out, ring)
+	return nil
+}
+
+// waitServers waits for a version of the ring with n servers, printing
+// the range changes the servers' watchers report on the way.
+func waitServers(ctx context.Context, out io.Writer, rings <-chan chash.RingChange, n int, moved <-chan chash.RangeChange) error {
+	for {
+		select {
+		case rc := <-rings:
+			printMoved(out, moved) // told before the ring's watchers
+			if len(rc.Ring.Servers()) == n {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("the ring never held %d servers: %w", n, ctx.Err())
 		}
 	}
-	for _, m := range members {
-		if l := members[m.node.Status().Lead]; l != nil && l.node.Status().Role == raft.RoleLeader {
-			return l, nil
+}
+
+func printMoved(out io.Writer, moved <-chan chash.RangeChange) {
+	for {
+		select {
+		case rc := <-moved:
+			fmt.Fprintf(out, "   %s's ranges changed at version %d: gained %.1f%% of the hashes in %d ranges, lost %.1f%%\n",
+				rc.Server, rc.Version, percent(rc.Gained), len(rc.Gained), percent(rc.Lost))
+		default:
+			return
 		}
 	}
-	return nil, fmt.Errorf("no member leads")
+}
+
+// percent is the share of the hash space rs covers.
+func percent(rs []chash.Range) float64 {
+	var n float64
+	for _, g := range rs {
+		n += float64(g.End-g.Start) + 1
+	}
+	return 100 * n / (1 << 64)
+}
+
+// printShares places 10000 keys and prints each server's share.
+func printShares(out io.Writer, ring *chash.ConsistentHashing) {
+	counts := map[string]int{}
+	for i := range 10000 {
+		if s, err := ring.LookupString(fmt.Sprint("user:", i)); err == nil {
+			counts[s.Name]++
+		}
+	}
+	r, version := ring.Ring()
+	fmt.Fprintf(out, "   ring at membership version %d:", version)
+	for _, name := range r.Servers() {
+		fmt.Fprintf(out, " %s %.1f%%", name, float64(counts[name])/100)
+	}
+	fmt.Fprintln(out)
 }

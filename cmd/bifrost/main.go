@@ -1,6 +1,7 @@
 // Command bifrost runs the library's demo.
 //
-//	bifrost demo    a raft group and typed RPC calls on loopback
+//	bifrost demo    typed RPC, then three Nodes on loopback: a replicated map,
+//	                a subscription, failover, membership and the ring
 package main
 
 import (
