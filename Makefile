@@ -36,9 +36,11 @@ deps-check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-## bench-peers: the comparisons with hashicorp/raft and others (separate module).
+## bench-peers: the comparisons with hashicorp/raft and others, and with
+## etcd (separate modules).
 bench-peers:
 	cd bench/peers && $(GO) test -run '^$$' -bench . -benchmem -benchtime 3s
+	cd bench/peers/etcd && $(GO) test -run '^$$' -bench . -benchmem -benchtime 3s
 
 ## fuzz: every fuzz target for FUZZTIME each.
 fuzz:

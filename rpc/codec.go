@@ -3,6 +3,7 @@ package rpc
 import (
 	"bytes"
 	"encoding"
+	"encoding/binary"
 	"encoding/gob"
 	"fmt"
 	"reflect"
@@ -12,8 +13,10 @@ import (
 // codec encodes and decodes values of one type for the wire. It is built
 // once per method, so choosing an encoding costs nothing per call.
 //
-// Three encodings exist, tried in order:
+// The encodings, tried in order:
 //   - []byte is the payload itself, with no copy on decode;
+//   - string is its bytes; bool one byte; the integer types a varint
+//     (signed ones zig-zag);
 //   - a type T whose pointer implements encoding.BinaryAppender and
 //     encoding.BinaryUnmarshaler uses those methods;
 //   - anything else uses encoding/gob, one self-describing value per
@@ -41,6 +44,9 @@ func newCodec[T any]() codec[T] {
 	if _, ok := any(zero).([]byte); ok {
 		return any(rawCodec()).(codec[T])
 	}
+	if c, ok := scalarCodec[T](); ok {
+		return c
+	}
 	if _, ok := any(&zero).(binaryValue); ok {
 		return binaryCodec[T]()
 	}
@@ -56,6 +62,90 @@ func rawCodec() codec[[]byte] {
 		encode: func(_ []byte, v []byte) ([]byte, error) { return v, nil },
 		decode: func(p []byte) ([]byte, error) { return p, nil },
 		raw:    true,
+	}
+}
+
+// scalarCodec returns the codec of a string, bool or integer type T.
+func scalarCodec[T any]() (codec[T], bool) {
+	var c any
+	switch any(*new(T)).(type) {
+	case string:
+		c = stringCodec()
+	case bool:
+		c = boolCodec()
+	case int:
+		c = signedCodec[int]()
+	case int8:
+		c = signedCodec[int8]()
+	case int16:
+		c = signedCodec[int16]()
+	case int32:
+		c = signedCodec[int32]()
+	case int64:
+		c = signedCodec[int64]()
+	case uint:
+		c = unsignedCodec[uint]()
+	case uint8:
+		c = unsignedCodec[uint8]()
+	case uint16:
+		c = unsignedCodec[uint16]()
+	case uint32:
+		c = unsignedCodec[uint32]()
+	case uint64:
+		c = unsignedCodec[uint64]()
+	default:
+		return codec[T]{}, false
+	}
+	return c.(codec[T]), true
+}
+
+func stringCodec() codec[string] {
+	return codec[string]{
+		encode: func(dst []byte, v string) ([]byte, error) { return append(dst, v...), nil },
+		decode: func(p []byte) (string, error) { return string(p), nil },
+	}
+}
+
+func boolCodec() codec[bool] {
+	return codec[bool]{
+		encode: func(dst []byte, v bool) ([]byte, error) {
+			if v {
+				return append(dst, 1), nil
+			}
+			return append(dst, 0), nil
+		},
+		decode: func(p []byte) (bool, error) {
+			if len(p) != 1 || p[0] > 1 {
+				return false, fmt.Errorf("rpc: %d bytes are no bool", len(p))
+			}
+			return p[0] == 1, nil
+		},
+	}
+}
+
+func signedCodec[T int | int8 | int16 | int32 | int64]() codec[T] {
+	return codec[T]{
+		encode: func(dst []byte, v T) ([]byte, error) { return binary.AppendVarint(dst, int64(v)), nil },
+		decode: func(p []byte) (T, error) {
+			v, n := binary.Varint(p)
+			if n <= 0 || n != len(p) || int64(T(v)) != v {
+				return 0, fmt.Errorf("rpc: %d bytes are no %T", len(p), T(0))
+			}
+			return T(v), nil
+		},
+	}
+}
+
+func unsignedCodec[T uint | uint8 | uint16 | uint32 | uint64]() codec[T] {
+	return codec[T]{
+		encode: func(dst []byte, v T) ([]byte, error) { return binary.AppendUvarint(dst, uint64(v)), nil },
+		decode: func(p []byte) (T, error) {
+			v, n := binary.Uvarint(p)
+			if n <= 0 || n != len(p) || uint64(T(v)) != v {
+				return 0, fmt.Errorf("rpc: %d bytes are no %T", len(p), T(0))
+			}
+			return T(v), nil
+		},
 	}
 }
 
@@ -154,8 +244,9 @@ func (sp *scratchPool) put(buf *[]byte) {
 }
 
 // Codec is the encoding of values of T that methods use (see the package
-// doc): the payload itself for []byte, the value's own AppendBinary and
-// UnmarshalBinary when *T has them, gob otherwise. Packages that store
+// doc): the payload itself for []byte, the bytes of a string, a varint
+// for an integer, the value's own AppendBinary and UnmarshalBinary when
+// *T has them, gob otherwise. Packages that store
 // or forward such values use it so that one encoding serves both. The
 // gob fallback encodes maps in random order: a type whose encoding must
 // be deterministic (hashed, compared) implements the binary methods.

@@ -101,13 +101,56 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Fatalf("got %+v, want %+v", got, v)
 		}
 	}))
-	t.Run("gob-int", rapid.MakeCheck(func(t *rapid.T) {
+	t.Run("int", rapid.MakeCheck(func(t *rapid.T) {
 		v := rapid.Int().Draw(t, "v")
 		if got := roundTrip(t, newCodec[int](), v); got != v {
 			t.Fatalf("got %d, want %d", got, v)
 		}
 	}))
+	t.Run("uint16", rapid.MakeCheck(func(t *rapid.T) {
+		v := rapid.Uint16().Draw(t, "v")
+		if got := roundTrip(t, newCodec[uint16](), v); got != v {
+			t.Fatalf("got %d, want %d", got, v)
+		}
+	}))
+	t.Run("string", rapid.MakeCheck(func(t *rapid.T) {
+		v := rapid.String().Draw(t, "v")
+		if got := roundTrip(t, newCodec[string](), v); got != v {
+			t.Fatalf("got %q, want %q", got, v)
+		}
+	}))
+	t.Run("bool", rapid.MakeCheck(func(t *rapid.T) {
+		v := rapid.Bool().Draw(t, "v")
+		if got := roundTrip(t, newCodec[bool](), v); got != v {
+			t.Fatalf("got %v, want %v", got, v)
+		}
+	}))
 }
+
+// Scalars have fixed, short encodings and refuse what does not fit.
+func TestScalarCodecs(t *testing.T) {
+	if p, _ := newCodec[string]().encode(nil, "ab"); string(p) != "ab" {
+		t.Errorf("string: %q, want its bytes", p)
+	}
+	if p, _ := newCodec[int64]().encode(nil, -1); !bytes.Equal(p, []byte{1}) {
+		t.Errorf("int64 -1: %x, want the zig-zag varint 01", p)
+	}
+	for name, err := range map[string]error{
+		"int8 out of range":  second(newCodec[int8]().decode(binaryVarint(300))),
+		"uint8 out of range": second(newCodec[uint8]().decode([]byte{0xac, 0x02})),
+		"trailing bytes":     second(newCodec[uint64]().decode([]byte{1, 2})),
+		"empty int":          second(newCodec[int]().decode(nil)),
+		"bool of 2":          second(newCodec[bool]().decode([]byte{2})),
+	} {
+		if err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+}
+
+func binaryVarint(v int64) []byte { return binary.AppendVarint(nil, v) }
+
+func second[T any](_ T, err error) error { return err }
 
 func genRecord(t *rapid.T) record {
 	r := record{
@@ -145,6 +188,18 @@ func FuzzCodecRaw(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzCodec(t, newCodec[[]byte](), b, bytes.Equal)
 		fuzzCodec(t, newCodec[struct{}](), b, func(a, b struct{}) bool { return true })
+	})
+}
+
+// FuzzCodecScalar fuzzes the string, bool and integer codecs.
+func FuzzCodecScalar(f *testing.F) {
+	f.Add([]byte{0x80, 0x01})
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fuzzCodec(t, newCodec[string](), b, func(a, b string) bool { return a == b })
+		fuzzCodec(t, newCodec[bool](), b, func(a, b bool) bool { return a == b })
+		fuzzCodec(t, newCodec[int32](), b, func(a, b int32) bool { return a == b })
+		fuzzCodec(t, newCodec[uint64](), b, func(a, b uint64) bool { return a == b })
 	})
 }
 

@@ -26,7 +26,8 @@
 //
 // # Codecs
 //
-// A []byte request or response is sent as it is. A type T whose pointer
+// A []byte request or response is sent as it is, a string as its bytes,
+// a bool as one byte and an integer as a varint. A type T whose pointer
 // implements encoding.BinaryAppender and encoding.BinaryUnmarshaler uses
 // those methods; this and []byte are the fast path. (Such a type should
 // also implement encoding.BinaryMarshaler if it is ever nested in a

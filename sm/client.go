@@ -259,8 +259,11 @@ func (c *Client) callTracked(ctx context.Context, m *rpc.Method[[]byte, []byte],
 
 // send makes one attempt at addr, within timeout.
 func (c *Client) send(ctx context.Context, m *rpc.Method[[]byte, []byte], addr string, req []byte, timeout time.Duration) (parsedReply, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	cl, err := c.cfg.Pool.Client(ctx, addr)
 	if err != nil {
 		return parsedReply{}, err

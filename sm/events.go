@@ -91,17 +91,21 @@ func (s *subscriptions) dropClients(clients []uint64) {
 	}
 }
 
-// record keeps ev if anyone listens to its key, dropping the oldest event
-// past the window. It reports whether it kept it.
+// record keeps ev if anyone listens to its key. It reports whether it
+// kept it. The window holds at least retain events and a quarter more at
+// most: the oldest go a quarter at a time, so that trimming costs a copy
+// per quarter window, not per event.
 func (s *subscriptions) record(ev event) bool {
 	if s.byKey[ev.key] == 0 {
 		return false
 	}
-	if k := 1 + len(s.events) - s.retain; k > 0 {
-		s.lost = s.events[k-1].id
-		s.events = slices.Delete(s.events, 0, k)
-	}
 	s.events = append(s.events, ev)
+	if k := len(s.events) - s.retain; k > max(1, s.retain/4) {
+		s.lost = s.events[k-1].id
+		n := copy(s.events, s.events[k:])
+		clear(s.events[n:]) // let the dropped payloads go
+		s.events = s.events[:n]
+	}
 	return true
 }
 

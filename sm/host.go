@@ -25,9 +25,10 @@ type HostConfig struct {
 	// gets ErrSessionExpired for a command it sends after that. Default
 	// 60s.
 	SessionTimeout time.Duration
-	// RetainEvents is how many recent events every replica keeps for
-	// subscribers (the same on every member): one that falls further
-	// behind is told to resync (ErrCompacted). Default 10000.
+	// RetainEvents is how many recent events every replica keeps at
+	// least for subscribers (at most a quarter more; the same on every
+	// member): one that falls further behind is told to resync
+	// (ErrCompacted). Default 10000.
 	RetainEvents int
 	// Logger receives what the host has to say. Default: discard.
 	Logger *slog.Logger

@@ -130,6 +130,19 @@ func (mp *Map[K, V]) OnKeyRemoved(ctx context.Context, c *Client, k K) iter.Seq2
 	return mp.keyRemoved.Subscribe(ctx, c, k)
 }
 
+// Inserted is the map's on_inserted subscription: every insert, as its
+// key and value. For Open, Subscribe or ReadAndOpen.
+func (mp *Map[K, V]) Inserted() *Subscription[struct{}, Pair[K, V]] { return mp.inserted }
+
+// KeyInserted is on_key_inserted(k): the values inserted at one key.
+func (mp *Map[K, V]) KeyInserted() *Subscription[K, V] { return mp.keyInserted }
+
+// Removed is on_removed: every removal, as the key and the value it had.
+func (mp *Map[K, V]) Removed() *Subscription[struct{}, Pair[K, V]] { return mp.removed }
+
+// KeyRemoved is on_key_removed(k): the values removed from one key.
+func (mp *Map[K, V]) KeyRemoved() *Subscription[K, V] { return mp.keyRemoved }
+
 // ReadKeyAndOpen reads k and opens a stream of the values inserted at k,
 // at the same index: the first event is the first insert after the
 // value returned.

@@ -76,6 +76,9 @@ func (n *Number) CompareAndSwap(ctx context.Context, c *Client, old, new int64) 
 	return n.cas.Do(ctx, c, Swap{old, new})
 }
 
+// Changed is the number's on_changed subscription.
+func (n *Number) Changed() *Subscription[struct{}, Change[int64]] { return n.changed }
+
 // ReadAndOpen reads the number and opens a stream of its changes at the
 // same index: the first change is the one after the number returned.
 func (n *Number) ReadAndOpen(ctx context.Context, c *Client) (int64, *Stream[Change[int64]], error) {

@@ -64,6 +64,9 @@ func (v *Value[T]) OnChanged(ctx context.Context, c *Client) iter.Seq2[Event[Cha
 	return v.changed.Subscribe(ctx, c, struct{}{})
 }
 
+// Changed is the value's on_changed subscription.
+func (v *Value[T]) Changed() *Subscription[struct{}, Change[T]] { return v.changed }
+
 // ReadAndOpen reads the value and opens a stream of its changes at the
 // same index: the first change is the one after the value returned.
 func (v *Value[T]) ReadAndOpen(ctx context.Context, c *Client) (T, *Stream[Change[T]], error) {
