@@ -55,7 +55,9 @@ type Config struct {
 	// Zero means no limit.
 	MaxConnections int
 	// ReadBufferSize is the size, in bytes, of each connection's read
-	// buffer. Zero means 64 KiB; at least 64 bytes.
+	// buffer. Zero means 16 KiB; at least 64 bytes. It is held for the
+	// connection's life, idle or not: the memory of a server with many
+	// quiet clients is mostly these.
 	ReadBufferSize int
 	// TLS, when not nil, makes every accepted connection speak TLS with
 	// this configuration. Set ClientAuth to
@@ -76,7 +78,9 @@ type ClientConfig struct {
 	// 2 GiB - 1.
 	MaxFrameSize int
 	// ReadBufferSize is the size, in bytes, of the connection's read
-	// buffer. Zero means 64 KiB; at least 64 bytes.
+	// buffer. Zero means 16 KiB; at least 64 bytes. It is held for the
+	// connection's life, idle or not: the memory of a server with many
+	// quiet clients is mostly these.
 	ReadBufferSize int
 	// TLS, when not nil, makes Dial speak TLS with this configuration.
 	// Set Certificates for mutual TLS and RootCAs to trust the server.

@@ -9,7 +9,7 @@ import (
 
 // Buffer sizes, in bytes.
 const (
-	defaultReadBufferSize = 64 << 10 // bufio.Reader per connection
+	defaultReadBufferSize = 16 << 10 // bufio.Reader per connection: 100 small frames; a payload larger than what is buffered is read around it
 	maxSpareBuffer        = 1 << 20  // larger write buffers are not kept for reuse
 )
 

@@ -329,3 +329,63 @@ func TestClientLeavesASilentMember(t *testing.T) {
 		}
 	}
 }
+
+// A stream that falls behind the window gets the compacted signal on real
+// nodes, and resyncs: reading the state and opening a new stream in one
+// step picks up exactly where the state read ends.
+func TestCompactedStreamResyncs(t *testing.T) {
+	g := newGroupWith(t, 3, HostConfig{RetainEvents: 8}, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	c, w := g.client(), g.client()
+	st, err := testValue.Changed().Open(ctx, c, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nobody reads the stream: its client queues what it can hold and
+	// stops asking, while the window moves on past it.
+	const n = maxQueued + 100
+	const writers = 8
+	var wg sync.WaitGroup
+	for i := range writers {
+		wc := g.client()
+		wg.Go(func() {
+			for j := i; j < n; j += writers {
+				if _, err := testValue.Set(ctx, wc, fmt.Sprint(j)); err != nil {
+					t.Errorf("set %d: %v", j, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var compacted *CompactedError
+	for i := 0; ; i++ {
+		_, err := st.Next(ctx)
+		if errors.As(err, &compacted) {
+			break
+		}
+		if err != nil || i > n {
+			t.Fatalf("after %d events, no compacted signal: %v", i, err)
+		}
+	}
+	st.Close(ctx)
+	if compacted.Index == 0 {
+		t.Fatal("the compacted signal names no index")
+	}
+	v, fresh, err := testValue.ReadAndOpen(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close(ctx)
+	if fresh.Index() < compacted.Index {
+		t.Errorf("resynced at index %d, before the signal's %d", fresh.Index(), compacted.Index)
+	}
+	if _, err := testValue.Set(ctx, w, "after"); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := fresh.Next(ctx)
+	if err != nil || ev.Value.Old != v || ev.Value.New != "after" {
+		t.Errorf("first event after the resync: %+v, %v; want %q -> after", ev.Value, err, v)
+	}
+}
