@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // The bytes a host puts in the raft log, and the answers it gives back.
@@ -37,7 +38,12 @@ type request struct {
 	payload          []byte
 }
 
+// maxRequestHeader bounds the encoding of a request without its payload:
+// five varints.
+const maxRequestHeader = 5 * binary.MaxVarintLen64
+
 func (r *request) appendBinary(b []byte) []byte {
+	b = slices.Grow(b, maxRequestHeader+len(r.payload))
 	b = binary.AppendUvarint(b, r.client)
 	b = binary.AppendUvarint(b, r.seq)
 	b = binary.AppendUvarint(b, r.low)
@@ -64,6 +70,7 @@ type entry struct {
 // appendEntry appends the log entry of op at time t for the encoded
 // request req (nil for an open).
 func appendEntry(b []byte, op byte, t int64, req []byte) []byte {
+	b = slices.Grow(b, 1+binary.MaxVarintLen64+len(req))
 	b = append(b, op)
 	b = binary.AppendVarint(b, t)
 	return append(b, req...)
@@ -110,7 +117,7 @@ const (
 )
 
 func answer(status byte, data []byte) []byte {
-	return append([]byte{status}, data...)
+	return append(append(make([]byte, 0, 1+len(data)), status), data...)
 }
 
 // decoder reads varints and strings, remembering the first error.

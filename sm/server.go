@@ -255,8 +255,8 @@ func (s *Server) readIndex(ctx context.Context, mode ReadMode) []byte {
 }
 
 func reply(status byte, index uint64, data []byte) []byte {
-	b := binary.AppendUvarint([]byte{status}, index)
-	return append(b, data...)
+	b := append(make([]byte, 0, 1+binary.MaxVarintLen64+len(data)), status)
+	return append(binary.AppendUvarint(b, index), data...)
 }
 
 // parsedReply is a decoded answer.
