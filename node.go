@@ -10,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/bifrost-go/bifrost/membership"
@@ -81,6 +82,16 @@ type Node struct {
 	sm        *sm.Server
 	members   *membership.Service
 	served    chan error // Serve's return, once it runs
+
+	mu      sync.Mutex // protects closers
+	closers []func() error
+}
+
+// closeLater has Close call f first.
+func (n *Node) closeLater(f func() error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closers = append(n.closers, f)
 }
 
 // Start starts a node: it listens, recovers from cfg.Dir if it holds
@@ -192,6 +203,13 @@ func (n *Node) startRaft() error {
 // the same member.
 func (n *Node) Close() error {
 	var errs []error
+	n.mu.Lock()
+	closers := n.closers
+	n.closers = nil
+	n.mu.Unlock()
+	for _, f := range closers {
+		errs = append(errs, f())
+	}
 	if n.members != nil {
 		errs = append(errs, n.members.Close())
 	}

@@ -17,7 +17,7 @@ func TestMain(m *testing.M) { leakcheck.Main(m, "github.com/bifrost-go/bifrost")
 
 // startCluster starts n nodes on loopback, each with a directory, and
 // returns them with their configs (to start them again).
-func startCluster(t *testing.T, size int) ([]*Node, []Config) {
+func startCluster(t testing.TB, size int) ([]*Node, []Config) {
 	t.Helper()
 	peers := map[uint64]string{}
 	lns := map[uint64]net.Listener{}
@@ -33,7 +33,7 @@ func startCluster(t *testing.T, size int) ([]*Node, []Config) {
 	for id := uint64(1); id <= uint64(size); id++ {
 		cfg := Config{ID: id, Listen: peers[id], Listener: lns[id], Dir: t.TempDir(), Peers: peers,
 			TickInterval: 10 * time.Millisecond}
-		n, err := Start(t.Context(), cfg)
+		n, err := Start(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
