@@ -43,7 +43,7 @@ type Config struct {
 	// Peers maps every voter's id, this member's included, to its rpc
 	// address: the group to bootstrap, or the group this member was
 	// bootstrapped in when it restarts. This member's entry may be
-	// empty: its own address is the listener's. Required.
+	// empty or have port 0: its own address is then the listener's. Required.
 	Peers map[uint64]string
 	// Group names the raft group, its sm service and its membership.
 	// Default "bifrost".
@@ -141,8 +141,8 @@ func (n *Node) start(ctx context.Context) error {
 			return fmt.Errorf("bifrost: listen: %w", err)
 		}
 	}
-	if cfg.Peers[cfg.ID] == "" {
-		cfg.Peers[cfg.ID] = n.ln.Addr().String()
+	if _, port, _ := net.SplitHostPort(cfg.Peers[cfg.ID]); port == "" || port == "0" {
+		cfg.Peers[cfg.ID] = n.ln.Addr().String() // its own address, as it turned out
 	}
 	cfg.RPC.Logger = cmp.Or(cfg.RPC.Logger, cfg.Logger)
 	if n.server, err = rpc.NewServer(cfg.RPC); err != nil {
