@@ -34,7 +34,7 @@ type RingConfig struct {
 	// Points is the number of points a server whose weight equals Unit
 	// gets; a server of weight w gets ceil(Points*w/Unit) of them. More
 	// points balance load better (the share of a server with p points
-	// is off by about 1/sqrt(p)) and cost memory (about 24 bytes a point)
+	// is off by about 1/sqrt(p)) and cost memory (about 21 bytes a point)
 	// and cache misses. Unitless count; zero means DefaultPoints (512).
 	Points int
 

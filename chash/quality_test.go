@@ -24,7 +24,7 @@ func keyHashes(n int) []uint64 {
 func keyShares(r *Ring, keys []uint64) []float64 {
 	counts := make([]int, len(r.servers))
 	for _, h := range keys {
-		counts[r.index.owner(h)]++
+		counts[ownerOf(&r.index, h)]++
 	}
 	shares := make([]float64, len(counts))
 	for i, c := range counts {
@@ -90,7 +90,7 @@ func TestBalance(t *testing.T) {
 		next := mustRing(t, equalWeights(11), RingConfig{})
 		moved, wrong := 0, 0
 		for _, h := range keys {
-			a, b := prev.servers[prev.index.owner(h)], next.servers[next.index.owner(h)]
+			a, b := prev.servers[ownerOf(&prev.index, h)], next.servers[ownerOf(&next.index, h)]
 			if a != b {
 				moved++
 				if b != "node-10" {

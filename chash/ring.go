@@ -150,7 +150,8 @@ func (r *Ring) Lookup(h uint64) (server string, ok bool) {
 	if len(r.points) == 0 {
 		return "", false
 	}
-	return r.servers[r.index.owner(h)], true
+	i, _ := r.index.owner(h)
+	return r.servers[i], true
 }
 
 // LookupString returns the server that owns key, Lookup(HashString(key)).

@@ -170,7 +170,8 @@ func TestRingIndependentOfInsertionOrder(t *testing.T) {
 		if a.Fingerprint() != b.Fingerprint() {
 			t.Fatalf("fingerprints differ: %#x, %#x", a.Fingerprint(), b.Fingerprint())
 		}
-		if !slices.Equal(a.points, b.points) || !slices.Equal(a.index.entries, b.index.entries) {
+		if !slices.Equal(a.points, b.points) || !slices.Equal(a.index.owners, b.index.owners) ||
+			!slices.Equal(a.index.lines, b.index.lines) {
 			t.Fatalf("points or owners differ")
 		}
 	})
@@ -230,6 +231,16 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 		sink += len(s)
 	}); got != 0 {
 		t.Errorf("LookupString allocates %v times, want 0", got)
+	}
+	// A point's own hash ties with its key and takes the binary search.
+	if _, searched := r.index.owner(r.points[7]); !searched {
+		t.Fatal("lookup of a point's hash did not take the binary search")
+	}
+	if got := testing.AllocsPerRun(100, func() {
+		s, _ := r.Lookup(r.points[7])
+		sink += len(s)
+	}); got != 0 {
+		t.Errorf("Lookup by binary search allocates %v times, want 0", got)
 	}
 }
 

@@ -1,82 +1,123 @@
 package chash
 
 import (
-	"math"
 	"math/bits"
 	"sort"
 )
 
-// ownerBits is the width of the owner packed into a lookup entry.
-const ownerBits = 16
+// The lookup table cuts the hash space into equal lines, linePoints
+// points to a line on average, and gives each line one 64-byte line of
+// cache: short keys of the line's points and their owners. A lookup reads
+// that one cache line and compares the hash with four keys a word.
+const (
+	linePoints = 6  // points a line holds on average
+	lineSlots  = 16 // points a line has room for
+	keyBits    = 15 // width of a key: its lane's top bit is set
+	keyMax     = 1<<keyBits - 1
+	laneOnes   = 0x0001_0001_0001_0001 // one in every 16-bit lane
+	laneHigh   = 0x8000 * laneOnes     // the top bit of every lane
+)
 
-// lookupTable finds the point that owns a hash in two memory reads, one in
-// table and one run of entries. An entry is a point with its low
-// ownerBits replaced by the index of its owner, so the scan that finds
-// the point has the owner in the same cache line. table[b] is the index
-// of the first point whose top bits are at least b, so the owner of a
-// hash in bucket b is at most scan entries after table[b]. entries is
-// padded with scan entries above every point, owned by the first point's
-// owner, so a scan from any bucket stays in the slice and a hash above
-// every point wraps round to the first without a branch.
-type lookupTable struct {
-	entries []uint64
-	points  []uint64 // the ring's points, for the exact answer on a tie
-	table   []uint32
-	shift   uint // 64 minus the number of top bits that pick a bucket
-	scan    int  // the most points in one bucket
+// line holds the first lineSlots points of one line of the hash space, in
+// order. Slot s has a point's key, the top keyBits of its offset into the
+// line, in the low bits of lane s%4 of keys[s/4], whose top bit is always
+// set, and the point's owner in owners[s]. The slots after the last point
+// hold keyMax and the owner of the next point round the ring, so a hash
+// above every point of the line finds that owner in the slot after them.
+type line struct {
+	keys   [lineSlots / 4]uint64
+	owners [lineSlots]uint16
 }
 
-// newLookupTable indexes the sorted points, owned by owners, with about
-// one bucket a point.
+// lookupTable finds the owner of a hash in one cache line. The keys of a
+// line cannot decide a hash whose key equals the key of the point it
+// stops at, nor one above the points of a line that has no free slot;
+// with six points a line on average, that is about one lookup in 3000,
+// and a binary search over the points answers it.
+type lookupTable struct {
+	lines  []line
+	points []uint64 // the ring's points, for the exact answer
+	owners []uint16 // owners[i] owns points[i]
+}
+
+// newLookupTable indexes the sorted points, owned by owners.
 func newLookupTable(points []uint64, owners []uint16) lookupTable {
-	bitsUsed := bits.Len(uint(len(points)))
-	t := lookupTable{points: points, shift: uint(64 - bitsUsed)}
-	t.table = make([]uint32, 1<<bitsUsed+1)
+	t := lookupTable{points: points, owners: owners}
+	if len(points) == 0 {
+		return t
+	}
+	t.lines = make([]line, (len(points)+linePoints-1)/linePoints)
 	p := 0
-	for b := range 1 << bitsUsed {
+	for i := range t.lines {
 		start := p
-		for p < len(points) && points[p]>>t.shift == uint64(b) {
+		for p < len(points) && t.lineOf(points[p]) == i {
 			p++
 		}
-		t.table[b] = uint32(start)
-		t.scan = max(t.scan, p-start)
-	}
-	t.table[1<<bitsUsed] = uint32(len(points))
-	t.entries = make([]uint64, len(points), len(points)+t.scan)
-	for i, pt := range points {
-		t.entries[i] = pt>>ownerBits<<ownerBits | uint64(owners[i])
-	}
-	for range t.scan {
-		t.entries = append(t.entries, math.MaxUint64>>ownerBits<<ownerBits|uint64(owners[0]))
+		t.fillLine(&t.lines[i], start, p)
 	}
 	return t
 }
 
-// owner returns the server index owning h in a non-empty ring. It counts the entries below h, compared on all but the owner
-// bits, among the scan entries from the table's; entries past the bucket
-// are above h and never count. The count is branch-free, so lookups do
-// not stall on mispredictions and independent lookups overlap their cache
-// misses. When the entry found ties with h on the compared bits only the
-// full points can decide, and the binary search does.
-func (t *lookupTable) owner(h uint64) int {
-	i := int(t.table[h>>t.shift])
-	q := h >> ownerBits << ownerBits
-	var below int
-	for _, e := range t.entries[i : i+t.scan] {
-		_, borrow := bits.Sub64(e, q, 0)
-		below += int(borrow)
+// locate returns the line of h and the key of h in it: the high and the
+// top of the low word of h*len(lines). Both grow with h, and any number of
+// lines cuts the space evenly, so a ring gets the lines its points need.
+func (t *lookupTable) locate(h uint64) (int, uint64) {
+	i, offset := bits.Mul64(h, uint64(len(t.lines)))
+	return int(i), offset >> (64 - keyBits)
+}
+
+// lineOf returns the line of h.
+func (t *lookupTable) lineOf(h uint64) int {
+	i, _ := t.locate(h)
+	return i
+}
+
+// fillLine puts points[start:end], the points of one line, into l.
+func (t *lookupTable) fillLine(l *line, start, end int) {
+	for s := range lineSlots {
+		key, owner := uint64(keyMax), t.owners[t.wrap(end)]
+		if p := start + s; p < end {
+			_, key = t.locate(t.points[p])
+			owner = t.owners[p]
+		}
+		l.keys[s/4] |= (0x8000 | key) << (16 * (s % 4))
+		l.owners[s] = owner
 	}
-	i += below
-	if t.entries[i]>>ownerBits == h>>ownerBits {
-		i = t.searchReference(h)
+}
+
+// owner returns the server index owning h in a non-empty ring, and
+// whether it took the binary search. A lane of 0x8000 plus a key, less
+// h's key, keeps its top bit when the key is at least h's, and never
+// borrows from the next lane, so one subtraction compares four keys; a
+// multiply adds up the lanes. The slot after the keys below h's is the
+// first point at or after h, or the next point round the ring, unless its
+// key ties with h's or the line is full.
+func (t *lookupTable) owner(h uint64) (owner int, searched bool) {
+	i, key := t.locate(h)
+	l := &t.lines[i]
+	q := key * laneOnes
+	lanes := (l.keys[0]-q)&laneHigh>>15 + (l.keys[1]-q)&laneHigh>>15 +
+		(l.keys[2]-q)&laneHigh>>15 + (l.keys[3]-q)&laneHigh>>15
+	below := lineSlots - uint(lanes*laneOnes>>48)
+	s := below % lineSlots
+	if below == lineSlots || l.keys[s/4]>>(16*(s%4))&keyMax == key {
+		return t.ownerAt(t.searchReference(h)), true
 	}
-	return t.ownerAt(i)
+	return int(l.owners[s]), false
 }
 
 // ownerAt returns the server index owning point i, or the first point's
 // for i == len(points).
 func (t *lookupTable) ownerAt(i int) int {
-	return int(t.entries[i] & (1<<ownerBits - 1))
+	return int(t.owners[t.wrap(i)])
+}
+
+// wrap returns i, or 0, the first point, for i == len(points).
+func (t *lookupTable) wrap(i int) int {
+	if i == len(t.points) {
+		return 0
+	}
+	return i
 }
 
 // searchReference returns the index of the point that owns h by binary
