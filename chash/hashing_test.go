@@ -160,18 +160,27 @@ func joinCache(ctx context.Context, t *testing.T, addrs []string, name, addr str
 	return s
 }
 
-// ringSet is rings whose every change pokes changed, so a wait for them
-// to agree wakes on changes rather than on a clock.
+// ringSet is rings followed through their ring watchers, so a wait for
+// them to agree wakes on changes rather than on a clock, and sees a
+// version only once every watcher of the ring has been told of it.
 type ringSet struct {
 	rings   []*ConsistentHashing
 	changed chan struct{}
+
+	mu   sync.Mutex // protects seen
+	seen map[*ConsistentHashing]RingChange
 }
 
-func newRingSet() *ringSet { return &ringSet{changed: make(chan struct{}, 1)} }
+func newRingSet() *ringSet {
+	return &ringSet{changed: make(chan struct{}, 1), seen: map[*ConsistentHashing]RingChange{}}
+}
 
 func (rs *ringSet) add(t *testing.T, ch *ConsistentHashing) {
 	rs.rings = append(rs.rings, ch)
-	t.Cleanup(ch.WatchRing(func(RingChange) {
+	t.Cleanup(ch.WatchRing(func(rc RingChange) {
+		rs.mu.Lock()
+		rs.seen[ch] = rc
+		rs.mu.Unlock()
 		select {
 		case rs.changed <- struct{}{}:
 		default:
@@ -190,19 +199,13 @@ func (rs *ringSet) wait(ctx context.Context, t *testing.T, servers ...string) (*
 	return rs.waitFor(ctx, t, func(r *Ring) bool { return slices.Equal(r.Servers(), servers) })
 }
 
-// waitFor waits until every ring is at one version, with one
-// fingerprint, and ok holds of it.
+// waitFor waits until every ring's watchers have been told of one
+// version, with one fingerprint, and ok holds of it.
 func (rs *ringSet) waitFor(ctx context.Context, t *testing.T, ok func(*Ring) bool) (*Ring, uint64) {
 	t.Helper()
 	for {
-		first, v := rs.rings[0].Ring()
-		agree := first != nil && ok(first)
-		for _, ch := range rs.rings[1:] {
-			r, w := ch.Ring()
-			agree = agree && r != nil && w == v && r.Fingerprint() == first.Fingerprint()
-		}
-		if agree {
-			return first, v
+		if r, v, agree := rs.agreed(ok); agree {
+			return r, v
 		}
 		select {
 		case <-rs.changed:
@@ -210,6 +213,22 @@ func (rs *ringSet) waitFor(ctx context.Context, t *testing.T, ok func(*Ring) boo
 			t.Fatal("the rings never agreed")
 		}
 	}
+}
+
+func (rs *ringSet) agreed(ok func(*Ring) bool) (*Ring, uint64, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	first := rs.seen[rs.rings[0]]
+	if first.Ring == nil || !ok(first.Ring) {
+		return nil, 0, false
+	}
+	for _, ch := range rs.rings[1:] {
+		rc := rs.seen[ch]
+		if rc.Ring == nil || rc.Version != first.Version || rc.Ring.Fingerprint() != first.Ring.Fingerprint() {
+			return nil, 0, false
+		}
+	}
+	return first.Ring, first.Version, true
 }
 
 // changes collects what a watcher hears.
