@@ -73,6 +73,29 @@
 // of the last. A server that gains a range loads that data; one that
 // loses a range may drop it.
 //
+// # Following a membership group
+//
+// ConsistentHashing is the ring of one membership group: its servers are
+// the group's online members, by name, with their weights in the group.
+// It reads the group and subscribes to its events in one step
+// (membership.Observer.WatchGroup), then builds a new Ring for every
+// event, versioned by the membership version, and swaps it in whole, so
+// every client that has applied the same version holds the same ring and
+// a lookup never waits. Nothing polls: a member that joins, leaves, goes
+// offline, comes back or changes weight reaches every ring through the
+// group's ordered stream. WatchServerRangeChanged tells a server what
+// each version gained and lost for it, in version order, starting from
+// its ranges in the current ring; replaying its changes from the empty
+// ring gives its ranges now. A stream that fell behind the retention
+// window is replaced by a fresh read, whose one change spans the versions
+// missed, exactly. HashObject places any value by a deterministic
+// encoding of it, so equal values land on the same server in every
+// process.
+//
+//	ch, err := chash.NewMember(ctx, handle, observer, 3, chash.Config{Group: "cache"})
+//	server, err := ch.LookupString("user:42") // server.Name, server.Addr
+//	stop := ch.WatchServerRangeChanged("cache-1", func(c chash.RangeChange) { load(c.Gained); drop(c.Lost) })
+//
 // # Why not jump hash
 //
 // Jump consistent hash (Lamping and Veach) needs no memory and balances
