@@ -78,6 +78,7 @@ type Client struct {
 	opening  chan struct{}
 	seq      uint64              // the last sequence number handed out
 	inflight map[uint64]struct{} // sequence numbers waiting for answers
+	low      uint64              // the lowest of them, when there are any
 	target   string              // the member believed to lead
 	seen     uint64              // the highest log index an answer spoke for
 }
@@ -161,7 +162,7 @@ func (c *Client) framework(ctx context.Context, op byte, machine, fn uint64, pay
 		seq, low := c.begin()
 		r := request{client: session, seq: seq, low: low, machine: machine, fn: fn, payload: payload}
 		rep, uncertain, err := c.callTracked(ctx, c.m.command, r.appendBinary([]byte{op}), false)
-		c.end(seq)
+		c.end(session, seq)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
@@ -374,18 +375,29 @@ func (c *Client) begin() (seq, low uint64) {
 	defer c.mu.Unlock()
 	c.lastSent = time.Now()
 	c.seq++
-	c.inflight[c.seq] = struct{}{}
-	low = c.seq
-	for q := range c.inflight {
-		low = min(low, q)
+	if len(c.inflight) == 0 {
+		c.low = c.seq
 	}
-	return c.seq, low
+	c.inflight[c.seq] = struct{}{}
+	return c.seq, c.low
 }
 
-func (c *Client) end(seq uint64) {
+// end forgets seq of session; the lowest in flight moves up past the
+// numbers done, each passed once, so this costs O(1) a command on
+// average. The numbers of a session forgotten since mean nothing now.
+func (c *Client) end(session, seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if session != c.session {
+		return
+	}
 	delete(c.inflight, seq)
+	for len(c.inflight) > 0 && c.low < c.seq {
+		if _, waiting := c.inflight[c.low]; waiting {
+			return
+		}
+		c.low++
+	}
 }
 
 // quietFor reports whether the client has a session and sent no command

@@ -28,18 +28,31 @@ type session struct {
 // forgotten: the client no longer waits for it, so any answer does.
 func (s *session) answered(seq, low uint64) ([]byte, bool) {
 	if low > s.low {
-		for q := range s.answers {
-			if q < low {
-				delete(s.answers, q)
-			}
-		}
-		s.low = low
+		s.forgetBelow(low)
 	}
 	if seq < s.low {
 		return answer(stUnknown, nil), true
 	}
 	a, ok := s.answers[seq]
 	return a, ok
+}
+
+// forgetBelow drops the answers of the seqs below low. Seqs are numbered
+// one by one, so walking from the old low costs what low moved by, not
+// the answers held, unless low leapt further than there are answers.
+func (s *session) forgetBelow(low uint64) {
+	if low-s.low > uint64(len(s.answers)) {
+		for q := range s.answers {
+			if q < low {
+				delete(s.answers, q)
+			}
+		}
+	} else {
+		for q := s.low; q < low; q++ {
+			delete(s.answers, q)
+		}
+	}
+	s.low = low
 }
 
 func (s *session) record(seq uint64, a []byte) { s.answers[seq] = a }
