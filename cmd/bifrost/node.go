@@ -105,19 +105,20 @@ func runNode(ctx context.Context, args []string, out, stderr io.Writer) error {
 	}
 	defer n.Close()
 	fmt.Fprintf(out, "node %d: rpc on %s\n", f.id, n.Addr())
-	if f.http != "" {
-		stop, err := serveHTTP(n, f.http, out)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
+	// The group first: once the API answers, the node is in its group.
 	if f.group != "" {
 		leave, err := joinGroup(ctx, n, f, mc)
 		if err != nil {
 			return err
 		}
 		defer leave()
+	}
+	if f.http != "" {
+		stop, err := serveHTTP(n, f.http, out)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	<-ctx.Done()
 	fmt.Fprintf(out, "node %d: stopping\n", f.id)
