@@ -13,12 +13,14 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 all: lint test
 
 ## test: every package under the race detector, then without it the
-## seeded raft schedules at full count (the race build runs fewer seeds)
-## and the big-command load tests on the default config.
+## seeded raft schedules and the linearizability histories at full count
+## (the race build runs fewer seeds) and the big-command load tests on the
+## default config.
 test:
 	$(GO) test -race -count=1 $(PKGS)
 	$(GO) test -count=1 -run 'TestRandomSchedules' ./raft/rafttest
 	$(GO) test -count=1 -run 'TestLoad' ./raft/node
+	$(GO) test -count=1 -run 'Linearizable' ./linearizability
 
 ## lint: formatting, vet and staticcheck (fetched by go run, nothing to install).
 lint:
