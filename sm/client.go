@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bifrost-go/bifrost/raft/node"
@@ -66,9 +67,10 @@ type ClientConfig struct {
 // to the leader (linearizable and lease reads) or to any member
 // (follower reads). It is safe for concurrent use.
 type Client struct {
-	cfg ClientConfig
-	m   methods
-	lis *listener
+	cfg  ClientConfig
+	m    methods
+	lis  *listener
+	last atomic.Pointer[lastConn]
 
 	mu       sync.Mutex // protects the following
 	closed   bool
@@ -258,6 +260,30 @@ func (c *Client) callTracked(ctx context.Context, m *rpc.Method[[]byte, []byte],
 	}
 }
 
+// lastConn is the connection of the last call, kept so that calls to
+// the same member skip the pool's lock.
+type lastConn struct {
+	addr string
+	cl   *rpc.Client
+}
+
+// conn returns the rpc client of addr: the last one used while it is
+// the same member's and unbroken, the pool's otherwise.
+func (c *Client) conn(ctx context.Context, addr string) (*rpc.Client, error) {
+	if last := c.last.Load(); last != nil && last.addr == addr {
+		select {
+		case <-last.cl.Done():
+		default:
+			return last.cl, nil
+		}
+	}
+	cl, err := c.cfg.Pool.Client(ctx, addr)
+	if err == nil {
+		c.last.Store(&lastConn{addr: addr, cl: cl})
+	}
+	return cl, err
+}
+
 // send makes one attempt at addr, within timeout.
 func (c *Client) send(ctx context.Context, m *rpc.Method[[]byte, []byte], addr string, req []byte, timeout time.Duration) (parsedReply, error) {
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
@@ -265,7 +291,7 @@ func (c *Client) send(ctx context.Context, m *rpc.Method[[]byte, []byte], addr s
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	cl, err := c.cfg.Pool.Client(ctx, addr)
+	cl, err := c.conn(ctx, addr)
 	if err != nil {
 		return parsedReply{}, err
 	}
