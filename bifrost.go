@@ -57,5 +57,6 @@
 // group's sm service and membership's heartbeats; Close unwinds them in
 // reverse. The parts stay usable one by one.
 //
-// cmd/bifrost runs a demo of what exists so far: `make demo`.
+// cmd/bifrost runs the demo (`make demo`) and a node with its HTTP API
+// (`bifrost node`).
 package bifrost

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 )
 
 // A client listens for the events of all its streams with one goroutine
@@ -151,28 +150,29 @@ func (l *listener) close() {
 func (l *listener) run(done chan struct{}) {
 	defer close(done)
 	for {
-		ctx, req, ok := l.next()
+		ctx, cancel, subs, ok := l.next()
 		if !ok {
 			return
 		}
-		if req == nil {
+		if len(subs) == 0 {
 			l.idle(ctx)
-		} else if rep, err := l.c.call(ctx, l.c.m.poll, req, false); err == nil {
-			l.deliver(req, rep)
+		} else if rep, err := l.c.call(ctx, l.c.m.poll, appendPoll(nil, subs), false); err == nil {
+			l.deliver(subs, rep)
 		}
+		cancel()
 		l.keepAlive()
 	}
 }
 
-// next returns the poll to send, nil if every stream is full, or false
-// once there is no stream left.
-func (l *listener) next() (context.Context, []byte, bool) {
+// next returns the streams to poll for, none if every stream is full,
+// and the poll's context; or false once there is no stream left.
+func (l *listener) next() (context.Context, context.CancelFunc, []pollSub, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.streams) == 0 || l.closed {
 		l.running = false
 		l.cancel = nil
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	// A poll ends by the time the session needs renewing, however long
 	// the leader would let it wait.
@@ -184,27 +184,20 @@ func (l *listener) next() (context.Context, []byte, bool) {
 			subs = append(subs, pollSub{id: id, after: in.after})
 		}
 	}
-	if len(subs) == 0 {
-		return ctx, nil, true
-	}
-	return ctx, appendPoll(nil, subs), true
+	return ctx, cancel, subs, true
 }
 
 // idle waits, with every stream full, for one to have room again, or for
-// the time to keep the session alive.
+// the poll's context to end, when the session needs renewing.
 func (l *listener) idle(ctx context.Context) {
-	t := time.NewTimer(l.c.keepAliveEvery())
-	defer t.Stop()
 	select {
 	case <-l.wake:
 	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 
-// deliver hands a poll's answer to the streams it names.
-func (l *listener) deliver(req []byte, rep parsedReply) {
-	subs, _ := decodePoll(req)
+// deliver hands a poll's answer to the streams it asked for.
+func (l *listener) deliver(subs []pollSub, rep parsedReply) {
 	data, err := result(rep)
 	var res []subEvents
 	if err == nil {
@@ -217,8 +210,8 @@ func (l *listener) deliver(req []byte, rep parsedReply) {
 	defer l.mu.Unlock()
 	for i, p := range subs {
 		in := l.streams[p.id]
-		if in == nil || in.after != p.after {
-			continue // closed, or answered by another poll
+		if in == nil {
+			continue // closed meanwhile
 		}
 		switch {
 		case err != nil:

@@ -115,7 +115,7 @@ func Submit[Req, Resp any](ctx context.Context, s *Server, c *Command[Req, Resp]
 	if !s.Leading() {
 		return zero, ErrNotLeader
 	}
-	_, a, err := s.node.Propose(ctx, appendEntry(nil, opSubmit, time.Now().UnixNano(), r.appendBinary(nil)))
+	_, a, err := s.proposeEntry(ctx, opSubmit, r.appendBinary(nil))
 	if errors.Is(err, raft.ErrProposalTooLarge) {
 		return zero, fmt.Errorf("%w: %w", ErrTooLarge, err)
 	}
@@ -195,13 +195,19 @@ func (s *Server) poll(ctx context.Context, req []byte) ([]byte, error) {
 }
 
 // propose puts the request in the log, stamped with this leader's clock,
+// proposeEntry puts the entry of op and req in the log, stamped with this
+// leader's clock, and returns the host's answer once it applied here.
+func (s *Server) proposeEntry(ctx context.Context, op byte, req []byte) (uint64, []byte, error) {
+	return s.node.Propose(ctx, appendEntry(nil, op, time.Now().UnixNano(), req))
+}
+
 // and answers with what the host answered when it applied it.
 func (s *Server) propose(ctx context.Context, op byte, req []byte) []byte {
 	st := s.node.Status()
 	if st.Role != raft.RoleLeader {
 		return reply(stNotLeader, 0, []byte(st.LeaderAddr))
 	}
-	index, a, err := s.node.Propose(ctx, appendEntry(nil, op, time.Now().UnixNano(), req))
+	index, a, err := s.proposeEntry(ctx, op, req)
 	switch {
 	case err == nil:
 		return reply(a[0], index, a[1:])
