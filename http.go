@@ -28,6 +28,13 @@ type HTTPConfig struct {
 	// time, 504 if a write was sent but its outcome is unknown. Default
 	// 5s.
 	Timeout time.Duration
+	// AllowLeave enables POST /v1/leave, which removes the node from its
+	// group for good: anyone who reaches the API can then do it.
+	AllowLeave bool
+	// Groups are the membership groups whose rings the status page
+	// draws, beside those its address names (/?group=) and those the
+	// API follows already. Default none.
+	Groups []string
 }
 
 // HTTP is a node's HTTP API. Any node answers any request: writes and
@@ -37,9 +44,17 @@ type HTTPConfig struct {
 //	PUT    /v1/kv/{key}          the body is the value; ?cas=OLD swaps only from OLD (409 otherwise)
 //	GET    /v1/kv/{key}          ?consistency=linearizable (default), lease or stale; 404 if absent
 //	DELETE /v1/kv/{key}          404 if absent
-//	GET    /v1/status            this node's raft status
+//	GET    /v1/status            this node's raft status and the group's configuration
+//	POST   /v1/leave             this node leaves its group for good (then stops, under bifrost node)
 //	GET    /v1/members           the cluster's members
 //	GET    /v1/ring/{group}?key= the server the group's ring gives the key
+//	GET    /metrics              counters, gauges and latency histograms in the Prometheus text format (metrics.go)
+//	GET    /debug/vars           expvar's command line and memory statistics, and the same metrics, as JSON
+//	GET    /v1/cluster           every raft member's own status, as it answers this node
+//	GET    /v1/rings?group=      the rings of the groups named and of HTTPConfig.Groups, with each server's arcs
+//	GET    /                     the status page: the cluster, its members and rings, drawn and kept current
+//	GET    /v1/watch/{key}       server-sent events of the key's puts and deletes (watch.go)
+//	GET    /v1/watch?prefix=P    the same for every key under P: in log order, each once; Last-Event-ID resumes
 //
 // Errors are JSON, {"error": "..."}; bad input gets a 4xx.
 type HTTP struct {
@@ -48,6 +63,8 @@ type HTTP struct {
 	mux  *http.ServeMux
 	c    *sm.Client
 	obs  *membership.Observer
+	// stats are the node's metrics and the API's own (metrics.go).
+	stats *httpMetrics
 
 	mu    sync.Mutex // protects rings
 	rings map[string]*chash.ConsistentHashing
@@ -60,20 +77,31 @@ func NewHTTP(n *Node, cfg HTTPConfig) (*HTTP, error) {
 	}
 	cfg.MaxValueBytes = cmp.Or(cfg.MaxValueBytes, 64<<10)
 	cfg.Timeout = cmp.Or(cfg.Timeout, 5*time.Second)
+	if err := serveRaftStatus(n); err != nil {
+		return nil, err
+	}
 	c, err := n.newClient()
 	if err != nil {
 		return nil, err
 	}
 	h := &HTTP{node: n, cfg: cfg, mux: http.NewServeMux(), c: c, obs: membership.NewObserver(c),
-		rings: map[string]*chash.ConsistentHashing{}}
+		rings: map[string]*chash.ConsistentHashing{}, stats: newHTTPMetrics(n)}
 	h.mux.HandleFunc("PUT /v1/kv/{key...}", h.put)
 	h.mux.HandleFunc("GET /v1/kv/{key...}", h.get)
 	h.mux.HandleFunc("DELETE /v1/kv/{key...}", h.delete)
 	h.mux.HandleFunc("GET /v1/status", h.status)
+	h.mux.HandleFunc("POST /v1/leave", h.leave)
 	h.mux.HandleFunc("GET /v1/members", h.members)
 	h.mux.HandleFunc("GET /v1/ring/{group}", h.ring)
+	h.mux.HandleFunc("GET /metrics", h.metrics)
+	h.mux.HandleFunc("GET /debug/vars", h.vars)
+	h.mux.HandleFunc("GET /v1/cluster", h.cluster)
+	h.mux.HandleFunc("GET /v1/rings", h.allRings)
+	h.mux.HandleFunc("GET /v1/watch/{key...}", h.watchKey)
+	h.mux.HandleFunc("GET /v1/watch", h.watchPrefix)
+	h.mux.HandleFunc("GET /{$}", h.statusPage)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		for _, p := range []string{"/v1/kv/", "/v1/status", "/v1/members", "/v1/ring/"} {
+		for _, p := range []string{"/v1/kv/", "/v1/status", "/v1/leave", "/v1/members", "/v1/ring/", "/v1/cluster", "/v1/rings", "/v1/watch", "/metrics", "/debug/vars"} {
 			if strings.HasPrefix(r.URL.Path, p) {
 				fail(w, http.StatusMethodNotAllowed, fmt.Errorf("%s does not take %s", r.URL.Path, r.Method))
 				return
@@ -85,7 +113,7 @@ func NewHTTP(n *Node, cfg HTTPConfig) (*HTTP, error) {
 }
 
 // ServeHTTP answers a request.
-func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.stats.serve(w, r, h.mux) }
 
 // Close stops the rings it follows and closes its client.
 func (h *HTTP) Close() {
@@ -249,11 +277,33 @@ var roles = map[raft.Role]string{raft.RoleFollower: "follower", raft.RoleCandida
 func (h *HTTP) status(w http.ResponseWriter, r *http.Request) {
 	st := h.node.Raft().Status()
 	state := cmp.Or(roles[st.Role], "follower")
-	if _, learners, err := h.node.Raft().Configuration(r.Context()); err == nil && slices.Contains(learners, h.node.cfg.ID) {
+	voters, learners, err := h.node.Raft().Configuration(r.Context())
+	if err != nil {
+		fail(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	if slices.Contains(learners, h.node.cfg.ID) {
 		state = "learner"
 	}
 	reply(w, map[string]any{"id": h.node.cfg.ID, "state": state, "term": st.Term, "leader": st.Lead,
-		"leader_addr": st.LeaderAddr, "commit": st.Commit, "applied": st.Applied, "group": h.node.Group()})
+		"leader_addr": st.LeaderAddr, "commit": st.Commit, "applied": st.Applied, "snapshot": st.Snapshot,
+		"voters": voters, "learners": learners, "group": h.node.Group()})
+}
+
+// leave removes this node from its group (Node.Leave); whoever runs the
+// node closes it once Node.Left is closed.
+func (h *HTTP) leave(w http.ResponseWriter, r *http.Request) {
+	if !h.cfg.AllowLeave {
+		fail(w, http.StatusForbidden, errors.New("leaving is not enabled on this node (HTTPConfig.AllowLeave)"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
+	defer cancel()
+	if err := h.node.Leave(ctx); err != nil {
+		failCall(w, err)
+		return
+	}
+	reply(w, map[string]any{"id": h.node.cfg.ID, "left": true})
 }
 
 func (h *HTTP) members(w http.ResponseWriter, r *http.Request) {

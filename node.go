@@ -40,11 +40,28 @@ type Config struct {
 	// Dir holds the write-ahead log and snapshots; the node recovers
 	// from it on restart. Empty keeps everything in memory.
 	Dir string
+	// FS is the file system under the write-ahead log and the snapshot
+	// files in Dir. Default (nil): the operating system's. Tests inject
+	// one that can crash, losing what was not synced.
+	FS node.FS
 	// Peers maps every voter's id, this member's included, to its rpc
-	// address: the group to bootstrap, or the group this member was
-	// bootstrapped in when it restarts. This member's entry may be
-	// empty or have port 0: its own address is then the listener's. Required.
+	// address: the group to bootstrap. This member's entry may be empty
+	// or have port 0: its own address is then the listener's. On a
+	// restart from Dir the member file there decides the group this
+	// member started in, and Peers, if given, only updates addresses.
+	// Required, or Join, unless Dir holds a member already.
 	Peers map[uint64]string
+	// Join is the rpc address of any member of a running group for this
+	// node to join instead of bootstrapping one: Start asks it for the
+	// group's members, starts as a learner and returns once the group
+	// has added it; the leader makes it a voter when it has caught up.
+	// The node's ID must be new to the group. Ignored on a restart from
+	// a Dir that holds a member.
+	Join string
+	// Advertise is the rpc address other members reach this one at, if
+	// not the one in Peers or the listener's (which may be a wildcard
+	// such as [::]:7000).
+	Advertise string
 	// Group names the raft group, its sm service and its membership.
 	// Default "bifrost".
 	Group string
@@ -52,12 +69,16 @@ type Config struct {
 	// built-in ones (KV and membership).
 	Machines []*sm.Machine
 
-	Raft         raft.Config // ID and Voters are filled in from ID and Peers
+	Raft         raft.Config // ID, Voters and Learners are filled in
 	TickInterval time.Duration
-	Host         sm.HostConfig
-	Membership   membership.Config // Group is filled in
-	RPC          rpc.Config        // the server, TLS included
-	Client       rpc.ClientConfig  // the pools to peers, TLS included
+	// SnapshotEntries and SnapshotBytes are how many applied entries or
+	// bytes of commands since the last snapshot make the node take one
+	// and compact its log (node.Config's; zero means its default).
+	SnapshotEntries, SnapshotBytes int
+	Host                           sm.HostConfig
+	Membership                     membership.Config // Group is filled in
+	RPC                            rpc.Config        // the server, TLS included
+	Client                         rpc.ClientConfig  // the pools to peers, TLS included
 	// Logger receives what every part has to say. Default: discard.
 	Logger *slog.Logger
 }
@@ -81,7 +102,13 @@ type Node struct {
 	raft      *node.Node
 	sm        *sm.Server
 	members   *membership.Service
-	served    chan error // Serve's return, once it runs
+	served    chan error  // Serve's return, once it runs
+	advertise string      // this member's rpc address, as others reach it
+	member    *memberFile // how it became a member; written only by Start
+	left      chan struct{}
+	leftOnce  sync.Once
+	closeOnce sync.Once
+	closeErr  error
 
 	mu      sync.Mutex // protects closers
 	closers []func() error
@@ -101,13 +128,17 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg}
+	n := &Node{cfg: cfg, left: make(chan struct{})}
 	if err := n.start(ctx); err != nil {
 		n.Close()
 		return nil, err
 	}
 	n.served = make(chan error, 1)
 	go func() { n.served <- n.server.Serve(n.ln) }()
+	if err := n.finishJoin(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -118,10 +149,12 @@ func (cfg *Config) check() error {
 		return errors.New("bifrost: Config.ID is required")
 	case cfg.Listen == "" && cfg.Listener == nil:
 		return errors.New("bifrost: Config.Listen or Config.Listener is required")
-	case len(cfg.Peers) == 0:
-		return errors.New("bifrost: Config.Peers is required")
+	case len(cfg.Peers) == 0 && cfg.Join == "" && cfg.Dir == "":
+		return errors.New("bifrost: Config.Peers or Config.Join is required")
+	case len(cfg.Peers) > 0 && cfg.Join != "":
+		return errors.New("bifrost: Config.Peers and Config.Join: give one")
 	}
-	if _, ok := cfg.Peers[cfg.ID]; !ok {
+	if _, ok := cfg.Peers[cfg.ID]; !ok && len(cfg.Peers) > 0 {
 		return fmt.Errorf("bifrost: Config.Peers does not name this member, %d", cfg.ID)
 	}
 	cfg.Group = cmp.Or(cfg.Group, DefaultGroup)
@@ -141,8 +174,13 @@ func (n *Node) start(ctx context.Context) error {
 			return fmt.Errorf("bifrost: listen: %w", err)
 		}
 	}
-	if _, port, _ := net.SplitHostPort(cfg.Peers[cfg.ID]); port == "" || port == "0" {
-		cfg.Peers[cfg.ID] = n.ln.Addr().String() // its own address, as it turned out
+	n.advertise = cfg.Advertise
+	if _, port, _ := net.SplitHostPort(cfg.Peers[cfg.ID]); n.advertise == "" && port != "" && port != "0" {
+		n.advertise = cfg.Peers[cfg.ID]
+	}
+	n.advertise = cmp.Or(n.advertise, n.ln.Addr().String()) // its own address, as it turned out
+	if len(cfg.Peers) > 0 {
+		cfg.Peers[cfg.ID] = n.advertise
 	}
 	cfg.RPC.Logger = cmp.Or(cfg.RPC.Logger, cfg.Logger)
 	if n.server, err = rpc.NewServer(cfg.RPC); err != nil {
@@ -154,7 +192,19 @@ func (n *Node) start(ctx context.Context) error {
 	if n.ctl, err = rpc.NewPool(cfg.Client); err != nil {
 		return err
 	}
+	if n.member, err = n.initialMembers(ctx); err != nil {
+		return err
+	}
+	// The addresses given now are newer than those recorded.
+	peers := map[uint64]string{}
+	for id, addr := range n.member.Addrs {
+		peers[id] = cmp.Or(cfg.Peers[id], addr)
+	}
+	cfg.Peers, peers[cfg.ID] = peers, n.advertise
 	if err := n.startRaft(); err != nil {
+		return err
+	}
+	if err := n.serveCluster(); err != nil {
 		return err
 	}
 	if n.sm, err = sm.Serve(n.server, cfg.Group, n.host, n.raft); err != nil {
@@ -184,24 +234,31 @@ func (n *Node) startRaft() error {
 		return err
 	}
 	rc := cfg.Raft
-	rc.ID, rc.Voters = cfg.ID, slices.Sorted(maps.Keys(cfg.Peers))
-	nc := node.Config{Raft: rc, Transport: n.transport, StateMachine: n.host, TickInterval: cfg.TickInterval, Logger: cfg.Logger}
+	rc.ID, rc.Voters, rc.Learners = cfg.ID, n.member.Voters, n.member.Learners
+	nc := node.Config{Raft: rc, Transport: n.transport, StateMachine: n.host, TickInterval: cfg.TickInterval,
+		SnapshotEntries: cfg.SnapshotEntries, SnapshotBytes: cfg.SnapshotBytes, Logger: cfg.Logger}
 	if cfg.Dir == "" {
 		nc.Storage = node.NewMemoryStorage()
 	} else {
-		if n.wal, err = wal.Open(wal.Config{Dir: filepath.Join(cfg.Dir, "wal")}); err != nil {
+		if n.wal, err = wal.Open(wal.Config{Dir: filepath.Join(cfg.Dir, "wal"), FS: cfg.FS}); err != nil {
 			return err
 		}
 		nc.Storage, nc.SnapshotDir = node.NewWALStorage(n.wal), filepath.Join(cfg.Dir, "snap")
+		nc.SnapshotFS = cfg.FS
 	}
 	n.raft, err = node.Start(nc)
 	return err
 }
 
-// Close stops the node, its parts in the reverse order of Start. It does
-// not leave the group: a node closed and started again from its Dir is
-// the same member.
+// Close stops the node, its parts in the reverse order of Start; calls
+// after the first return its result. It does not leave the group: a
+// node closed and started again from its Dir is the same member.
 func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
 	var errs []error
 	n.mu.Lock()
 	closers := n.closers
@@ -243,10 +300,14 @@ func (n *Node) Close() error {
 // Addr returns the rpc address the node listens on.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
+// Advertise returns the rpc address the other members reach this one at.
+func (n *Node) Advertise() string { return n.advertise }
+
 // Group returns the name of the node's group.
 func (n *Node) Group() string { return n.cfg.Group }
 
-// Peers returns every voter's rpc address, by id, as the node started.
+// Peers returns the rpc addresses of the members the node started with,
+// by id, its own included.
 func (n *Node) Peers() map[uint64]string { return maps.Clone(n.cfg.Peers) }
 
 // RPC returns the node's rpc server, where more services may be added.

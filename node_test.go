@@ -19,6 +19,13 @@ func TestMain(m *testing.M) { leakcheck.Main(m, "github.com/bifrost-go/bifrost")
 // returns them with their configs (to start them again).
 func startCluster(t testing.TB, size int) ([]*Node, []Config) {
 	t.Helper()
+	return startClusterWith(t, size, nil)
+}
+
+// startClusterWith is startCluster with each config passed through
+// change first, if not nil.
+func startClusterWith(t testing.TB, size int, change func(*Config)) ([]*Node, []Config) {
+	t.Helper()
 	peers := map[uint64]string{}
 	lns := map[uint64]net.Listener{}
 	for id := uint64(1); id <= uint64(size); id++ {
@@ -33,6 +40,9 @@ func startCluster(t testing.TB, size int) ([]*Node, []Config) {
 	for id := uint64(1); id <= uint64(size); id++ {
 		cfg := Config{ID: id, Listen: peers[id], Listener: lns[id], Dir: t.TempDir(), Peers: peers,
 			TickInterval: 10 * time.Millisecond}
+		if change != nil {
+			change(&cfg)
+		}
 		n, err := Start(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -46,19 +46,24 @@ type client struct {
 	// session that the hosts' dedupe cannot recognise (negative control
 	// only).
 	newSessionOnTimeout bool
-	// readOnly makes the client issue only Gets. Commands are what move
+	// readOnly makes the client issue only reads. Commands are what move
 	// a client's sm.Client to the leader, so a reader stays with the
 	// first server that answers it.
 	readOnly bool
+	// skipReadIndex is the broken variant: reads skip the read index
+	// (negative control only).
+	skipReadIndex bool
+	work          *workload
 
 	sessions int // sessions given up on for a new one
 	instant  int // Linearizable or Lease reads served in no fake time
 }
 
-func newClient(t *testing.T, c *cluster, h *History, idx int, reads sm.ReadMode) *client {
+func newClient(t *testing.T, c *cluster, h *History, idx, keys int, reads sm.ReadMode) *client {
 	cl := &client{t: t, idx: idx, c: c, h: h, reads: reads,
 		rng:   rand.New(rand.NewPCG(c.cfg.seed, uint64(idx)+0xc11e)),
 		links: &clientLinks{l: c.links, client: idx}}
+	cl.work = &workload{client: idx, keys: keys, seen: map[string]Output{}, intn: cl.rng.IntN}
 	cl.connect()
 	return cl
 }
@@ -88,38 +93,37 @@ func (cl *client) close(ctx context.Context) error {
 // that did not complete stays pending in the history.
 func (cl *client) do(ctx context.Context, in Input) {
 	id := cl.h.Invoke(cl.idx, in)
-	var out, detail string
+	var out Output
+	var detail string
 	var err error
-	switch in.Kind {
-	case OpGet:
-		out, detail, err = cl.get(ctx, in.Key)
-	case OpPut:
-		detail, err = cl.update(ctx, Put, Pair{Key: in.Key, Value: in.Value})
-	case OpAppend:
-		detail, err = cl.update(ctx, Append, Pair{Key: in.Key, Value: in.Value})
+	if in.Kind.IsRead() {
+		out, detail, err = cl.read(ctx, in)
+	} else {
+		out, detail, err = cl.update(ctx, in)
 	}
 	if err == nil {
 		cl.h.Return(id, out)
 		cl.h.Annotate(id, detail)
+		cl.work.saw(in, out)
 	} else if ctx.Err() == nil {
 		cl.t.Errorf("client %d: %v %q: %v", cl.idx, in.Kind, in.Key, err)
 	}
 }
 
-// update runs cmd until it applied, and describes where.
-func (cl *client) update(ctx context.Context, cmd *sm.Command[Pair, struct{}], p Pair) (detail string, err error) {
+// update runs in until it applied, and describes where.
+func (cl *client) update(ctx context.Context, in Input) (Output, string, error) {
 	for {
 		actx, cancel := ctx, context.CancelFunc(func() {})
 		if cl.newSessionOnTimeout {
 			actx, cancel = context.WithTimeout(ctx, retryTimeout)
 		}
-		_, err := cmd.Do(actx, cl.sm, p)
+		out, err := perform(actx, cl.sm, sm.Linearizable, in)
 		cancel()
 		switch {
 		case err == nil:
-			return fmt.Sprintf("answered by index %d (session %d of the client)", cl.sm.Seen(), cl.sessions+1), nil
+			return out, fmt.Sprintf("answered by index %d (session %d of the client)", cl.sm.Seen(), cl.sessions+1), nil
 		case ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded):
-			return "", err
+			return Output{}, "", err
 		}
 		cl.abandonSession()
 	}
@@ -135,12 +139,19 @@ func (cl *client) abandonSession() {
 	cl.connect()
 }
 
-// get reads key in the client's read mode and describes where.
-func (cl *client) get(ctx context.Context, key string) (value, detail string, err error) {
+// read runs the read in in the client's read mode and describes where.
+// With skipReadIndex (the broken variant) it asks for a follower read,
+// which no replica confirms with the leader, while the history records
+// it as a read of the scenario's mode.
+func (cl *client) read(ctx context.Context, in Input) (Output, string, error) {
+	mode := cl.reads
+	if cl.skipReadIndex {
+		mode = sm.Follower
+	}
 	start, before := time.Now(), cl.links.now()
-	r, err := Get.ReadAs(ctx, cl.sm, cl.reads, key)
+	out, err := perform(ctx, cl.sm, mode, in)
 	if err != nil {
-		return "", "", err
+		return Output{}, "", err
 	}
 	if took := cl.links.now().sub(before); took.requests == 1 && took.replies == 1 && time.Since(start) == took.delay {
 		// All the time the read took was on the client's links: the
@@ -148,26 +159,16 @@ func (cl *client) get(ctx context.Context, key string) (value, detail string, er
 		// anyone.
 		cl.instant++
 	}
-	return r.Value, fmt.Sprintf("%s read at index %d", readModeNames[cl.reads], r.Index), nil
+	return out, fmt.Sprintf("%s read, client at index %d", readModeNames[mode], cl.sm.Seen()), nil
 }
 
-// run issues random operations until ctx ends: Gets, Appends of values
-// unique to the client and request (so a duplicate shows), and Puts that
-// keep the values short; only Gets for a reader.
-func (cl *client) run(ctx context.Context, keys int) {
-	for n := 0; ctx.Err() == nil; n++ {
+// run issues operations of the client's workload until ctx ends, only
+// reads for a reader.
+func (cl *client) run(ctx context.Context) {
+	for ctx.Err() == nil {
 		if sleep(ctx, time.Duration(cl.rng.IntN(20))*time.Millisecond) != nil {
 			return
 		}
-		key := fmt.Sprintf("k%d", cl.rng.IntN(keys))
-		value := fmt.Sprintf("%d.%d ", cl.idx, n)
-		switch p := cl.rng.IntN(100); {
-		case p < 45 || cl.readOnly:
-			cl.do(ctx, Input{Kind: OpGet, Key: key})
-		case p < 90:
-			cl.do(ctx, Input{Kind: OpAppend, Key: key, Value: value})
-		default:
-			cl.do(ctx, Input{Kind: OpPut, Key: key, Value: value})
-		}
+		cl.do(ctx, cl.work.next(cl.readOnly))
 	}
 }

@@ -36,27 +36,26 @@ type clusterConfig struct {
 }
 
 // group is the name of the cluster's raft group, for sm.
-const group = "kv"
+const group = "objects"
 
 // serverAddr is the rpc address of server id on the client links.
 func serverAddr(id uint64) string { return fmt.Sprintf("server-%d", id) }
 
 // server is one incarnation of a cluster member: a raft node whose state
-// machine is an sm.Host carrying the store, served to clients by an
+// machine is an sm.Host carrying the objects under test, served to clients by an
 // rpc.Server on the links.
 type server struct {
 	id     uint64
 	node   *node.Node
 	host   *sm.Host
-	kv     *KV
 	rpc    *rpc.Server
 	served chan error // what rpc.Server.Serve returned
 }
 
-// cluster runs raft/node servers hosting the KV machine on sm, with raft
+// cluster runs raft/node servers hosting the built-in machines on sm, with raft
 // messages on an in-memory network and clients on in-memory rpc links,
 // inside a synctest bubble. Crashed servers restart from the
-// node.MemoryStorage they had, with a fresh host and KV that the log (and
+// node.MemoryStorage they had, with a fresh host that the log (and
 // snapshot) rebuilds.
 type cluster struct {
 	t     *testing.T
@@ -105,8 +104,7 @@ func (c *cluster) launch(id uint64, ln *memListener) {
 	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	kv := NewKV()
-	host, err := sm.NewHost(sm.HostConfig{}, kv.Machine())
+	host, err := newHost(sm.HostConfig{})
 	if err != nil {
 		c.t.Fatalf("server %d: %v", id, err)
 	}
@@ -123,7 +121,7 @@ func (c *cluster) launch(id uint64, ln *memListener) {
 		cfg.SnapshotEntries = c.cfg.snapshotEntries
 		cfg.Raft.SnapshotCatchUpEntries = -1 // a follower that lags at all needs the snapshot
 	}
-	s := &server{id: id, host: host, kv: kv, served: make(chan error, 1)}
+	s := &server{id: id, host: host, served: make(chan error, 1)}
 	if s.node, err = node.Start(cfg); err != nil {
 		c.t.Fatalf("start server %d: %v", id, err)
 	}
@@ -286,8 +284,8 @@ func (c *cluster) waitConverged(limit time.Duration) error {
 		first := c.running()[0]
 		for id, st := range states {
 			if !bytes.Equal(st, states[first]) {
-				return fmt.Errorf("servers %d and %d applied through %d but hold different states; data:\n%v\n%v",
-					first, id, applied, c.server(first).kv.Data(), c.server(id).kv.Data())
+				return fmt.Errorf("servers %d and %d applied through %d but hold different states:\n%x\n%x",
+					first, id, applied, states[first], st)
 			}
 		}
 		return nil

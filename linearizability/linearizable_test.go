@@ -5,7 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"strings"
+	"os"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -44,6 +44,9 @@ type scenario struct {
 	// newSessionOnTimeout breaks exactly-once on purpose: clients retry
 	// a slow update in a new session (negative control only).
 	newSessionOnTimeout bool
+	// skipReadIndex breaks linearizable reads on purpose: they skip the
+	// read index (the broken variant, negative control only).
+	skipReadIndex bool
 	// wantTransfers fails the run unless a leadership transfer worked.
 	wantTransfers bool
 }
@@ -115,9 +118,9 @@ func scenarios() []scenario {
 }
 
 // TestLinearizable runs each scenario on a cluster of raft/node servers
-// hosting the KV machine on sm, with sm clients, in a synctest bubble,
-// runsPerScenario times with consecutive seeds, and checks every history
-// with porcupine.
+// hosting the built-in machines on sm, with sm clients, in a synctest
+// bubble, runsPerScenario times with consecutive seeds, and checks every
+// history with porcupine and every subscriber's stream against it.
 func TestLinearizable(t *testing.T) {
 	for _, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
@@ -141,77 +144,81 @@ func runAndCheck(t *testing.T, sc scenario, seed uint64) {
 	run := runScenario(t, sc, seed)
 	t1 := time.Now()
 	run.report(t)
-	res, info := checkHistory(run.ops)
+	ops := run.ops
+	for _, s := range run.streams {
+		for _, err := range checkStream(run.ops, s) {
+			t.Errorf("seed %d: the stream of the %s's subscriber: %v", seed, s.key, err)
+		}
+		ops = withStream(ops, s)
+	}
+	res, info := checkHistory(ops)
 	t.Logf("seed %d: %v to run, %v to check", seed, t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
 	switch res {
 	case porcupine.Illegal:
 		t.Errorf("seed %d: history of %d operations is not linearizable", seed, len(run.ops))
-		saveFailure(t, info, run.ops)
+		saveFailure(t, failureDir(), info, ops)
 	case porcupine.Unknown:
 		t.Logf("seed %d: porcupine gave up after %v: linearizability unknown", seed, checkTimeout)
 	}
 }
 
-// TestLinearizableCatchesStaleFollowerReads is a negative control: the
-// same harness, with sm.Follower reads (monotonic for each client, but
-// possibly stale by design) while partitions cut servers off, must yield
-// a history porcupine rejects, for at least one of a few seeds. Two of
-// the clients only read, so they stay with the server they first reached
-// even when it falls behind in a minority.
-func TestLinearizableCatchesStaleFollowerReads(t *testing.T) {
-	sc := scenario{name: "stale_follower_reads", servers: 5, clients: 5, readers: 2, keys: 2, faults: lan,
-		reads: sm.Follower, nemesis: manyPartitions, phase: 2 * time.Second, settle: 500 * time.Millisecond,
+// TestLinearizableCatchesReadsWithoutReadIndex runs the broken variant:
+// the same harness, with reads that skip the read index (issued as
+// sm.Follower reads, possibly stale by design, and recorded as
+// linearizable) while partitions cut servers off. Porcupine must reject
+// the history of one of a fixed few seeds, and the failure must leave
+// its visualization in a file. Two of the clients only read, so they
+// stay with the server they first reached even when it falls behind in
+// a minority.
+func TestLinearizableCatchesReadsWithoutReadIndex(t *testing.T) {
+	sc := scenario{name: "reads_without_read_index", servers: 5, clients: 5, readers: 2, keys: 2, faults: lan,
+		skipReadIndex: true, nemesis: manyPartitions, phase: 2 * time.Second, settle: 500 * time.Millisecond,
 		minAfterHeal: 1}
-	expectIllegal(t, "TestLinearizableCatchesStaleFollowerReads", sc.scaled())
+	html := expectIllegal(t, "TestLinearizableCatchesReadsWithoutReadIndex", sc.scaled())
+	if html == "" {
+		return
+	}
+	if fi, err := os.Stat(html); err != nil || fi.Size() == 0 {
+		t.Errorf("visualization %s: %v, %d bytes", html, err, fi.Size())
+	}
 }
 
-// TestLinearizableCatchesDuplicateAppends is a negative control for
+// TestLinearizableCatchesDuplicateUpdates is a negative control for
 // exactly-once: clients that retry a slow update through a new sm.Client,
 // in a new session the hosts cannot match with the first, on a network
 // that loses requests and replies, must yield a history porcupine rejects
-// (an update applied twice), for at least one of a few seeds.
-func TestLinearizableCatchesDuplicateAppends(t *testing.T) {
-	sc := scenario{name: "duplicate_appends", servers: 3, clients: 5, keys: 2, faults: unreliable,
+// (an add applied twice, a set undone by its own retry), for one of a
+// fixed few seeds.
+func TestLinearizableCatchesDuplicateUpdates(t *testing.T) {
+	sc := scenario{name: "duplicate_updates", servers: 3, clients: 5, keys: 2, faults: unreliable,
 		newSessionOnTimeout: true, phase: 2 * time.Second, settle: 500 * time.Millisecond, minAfterHeal: 1}
-	expectIllegal(t, "TestLinearizableCatchesDuplicateAppends", sc.scaled())
+	expectIllegal(t, "TestLinearizableCatchesDuplicateUpdates", sc.scaled())
 }
 
-// expectIllegal runs sc with up to five seeds and fails t unless porcupine
-// rejects one of the histories.
-func expectIllegal(t *testing.T, test string, sc scenario) {
-	first := pickSeed()
-	for seed := first; seed < first+5; seed++ {
+// negativeSeeds is how many seeds, from 1 (or -seed), a negative control
+// tries: a fixed set, so that a run that bites once bites every time.
+const negativeSeeds = 5
+
+// expectIllegal runs sc with the negative control's seeds and fails t
+// unless porcupine rejects one of the histories; it returns the path of
+// the visualization of the rejected one.
+func expectIllegal(t *testing.T, test string, sc scenario) string {
+	first := uint64(1)
+	if *seedFlag != 0 {
+		first = *seedFlag
+	}
+	for seed := first; seed < first+negativeSeeds; seed++ {
 		run := runScenario(t, sc, seed)
 		run.report(t)
-		if res, _ := checkHistory(run.ops); res == porcupine.Illegal {
-			t.Logf("seed %d: porcupine rejects the history of %d operations, as it must; %d reads saw an append twice",
-				seed, len(run.ops), readsWithRepeats(run.ops))
-			return
+		if res, info := checkHistory(run.ops); res == porcupine.Illegal {
+			t.Logf("seed %d: porcupine rejects the history of %d operations, as it must", seed, len(run.ops))
+			// The expected failure's files go where the test's go.
+			return saveFailure(t, t.TempDir(), info, run.ops)
 		}
 	}
 	t.Errorf("porcupine accepted every history of %s (seeds %d to %d): the checker does not bite\n"+
-		"replay: go test ./linearizability -run '^%s$' -seed %d -v", sc.name, first, first+4, test, first)
-}
-
-// readsWithRepeats counts the Gets that returned a value holding one
-// append twice: the appends' values are unique, so such a read saw a
-// duplicate.
-func readsWithRepeats(ops []Operation) int {
-	n := 0
-	for _, op := range ops {
-		if op.Input.Kind != OpGet || op.Pending {
-			continue
-		}
-		seen := map[string]bool{}
-		for _, v := range strings.Fields(op.Output) {
-			if seen[v] {
-				n++
-				break
-			}
-			seen[v] = true
-		}
-	}
-	return n
+		"replay: go test ./linearizability -run '^%s$' -seed %d -v", sc.name, first, first+negativeSeeds-1, test, first)
+	return ""
 }
 
 // pickSeed returns the -seed flag, or a random seed.
@@ -241,6 +248,7 @@ type run struct {
 	transfers, transferErr int
 	snapshots, snapMsgs    int // servers with a snapshot at the end; MsgSnap sent
 	instantReads           int // reads served without a message
+	streams                []stream
 }
 
 func (r run) report(t *testing.T) {
@@ -254,10 +262,20 @@ func (r run) report(t *testing.T) {
 	t.Logf("%d operations (%d completed, %d after the heal), %d client dials (%d refused), "+
 		"%d client connections cut by a lost request, %d by a lost reply, %d by crashes and partitions, "+
 		"%d sessions given up on, %d messages (%d lost, %d snapshot chunks), %d crashes, "+
-		"%d leadership transfers (%d failed), %d servers with a snapshot, %d reads served without a message",
+		"%d leadership transfers (%d failed), %d servers with a snapshot, %d reads served without a message, "+
+		"%d events on the subscribers' streams",
 		len(r.ops), done, r.afterHeal, r.links.dials, r.links.refused, r.links.lostRequests, r.links.lostReplies,
 		r.links.cuts, r.sessions, r.sent, r.lost, r.snapMsgs, r.crashes, r.transfers, r.transferErr,
-		r.snapshots, r.instantReads)
+		r.snapshots, r.instantReads, r.events())
+}
+
+// events counts the events the subscribers checked.
+func (r run) events() int {
+	n := 0
+	for _, s := range r.streams {
+		n += len(s.events)
+	}
+	return n
 }
 
 // runScenario runs sc once with seed, in a synctest bubble, and returns
@@ -277,6 +295,7 @@ func runInBubble(t *testing.T, sc scenario, seed uint64) run {
 	c := newCluster(t, cfg)
 	c.waitLeader(5 * time.Second)
 	h := &History{}
+	subs, stopSubs := startSubscribers(t, c, h, sc)
 	clients, stopClients := startClients(t, c, h, sc)
 	n := &nemesis{t: t, c: c, h: h, clients: sc.clients,
 		rng: rand.New(rand.NewPCG(seed, 0x6e656d)), until: time.Now().Add(sc.phase)}
@@ -293,6 +312,8 @@ func runInBubble(t *testing.T, sc scenario, seed uint64) run {
 	if err := c.waitConverged(5 * time.Second); err != nil {
 		t.Error(err)
 	}
+	out.streams = catchUp(t.Error, subs)
+	stopSubs()
 	out.snapshots, out.crashes, out.transfers, out.transferErr = c.snapshots(), c.crashes(), n.transfers, n.transferErr
 	c.stopAll()
 	out.sent, out.lost, out.snapMsgs = c.nw.stats()
@@ -301,7 +322,7 @@ func runInBubble(t *testing.T, sc scenario, seed uint64) run {
 		out.sessions += cl.sessions
 		out.instantReads += cl.instant
 	}
-	out.afterHeal = checkProgress(t, out.ops, healed, sc)
+	out.afterHeal = checkProgress(t.Errorf, out.ops, healed, sc)
 	out.check(t, sc, cfg)
 	return out
 }
@@ -313,12 +334,63 @@ func startClients(t *testing.T, c *cluster, h *History, sc scenario) ([]*client,
 	clients := make([]*client, sc.clients)
 	var wg sync.WaitGroup
 	for i := range clients {
-		clients[i] = newClient(t, c, h, i, sc.reads)
+		clients[i] = newClient(t, c, h, i, sc.keys, sc.reads)
 		clients[i].newSessionOnTimeout = sc.newSessionOnTimeout
+		clients[i].skipReadIndex = sc.skipReadIndex
 		clients[i].readOnly = i >= sc.clients-sc.readers
-		wg.Go(func() { clients[i].run(ctx, sc.keys) })
+		wg.Go(func() { clients[i].run(ctx) })
 	}
 	return clients, func() { cancel(); wg.Wait() }
+}
+
+// startSubscribers starts subscribers to the changes of the Value, of
+// the Number and of the Map key k0, which run until the returned function stops them, waits
+// for them and closes them.
+func startSubscribers(t *testing.T, c *cluster, h *History, sc scenario) ([]*subscriber, func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var subs []*subscriber
+	var wg sync.WaitGroup
+	for i, key := range []string{valueKey, numberKey, "k0"} {
+		idx := sc.clients + i
+		links := &clientLinks{l: c.links, client: idx}
+		cfg := sm.ClientConfig{Group: group, Servers: c.serversFrom(idx), MaxBackoff: maxBackoff}
+		s, err := newSubscriber(links.dial, cfg, h, idx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+		wg.Go(func() { s.run(ctx) })
+	}
+	return subs, func() {
+		cancel()
+		wg.Wait()
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ccancel()
+		for _, s := range subs {
+			if err := s.close(cctx); err != nil {
+				t.Errorf("subscriber %d: close: %v", s.idx, err)
+			}
+		}
+	}
+}
+
+// catchUp lets every subscriber catch up with its object's final state,
+// on the healed cluster, and returns their streams.
+func catchUp(fail func(...any), subs []*subscriber) []stream {
+	var out []stream
+	for _, s := range subs {
+		final, err := s.catchUp(5 * time.Second)
+		if err != nil {
+			fail(err)
+			continue
+		}
+		_, start, events, _ := s.now()
+		s.mu.Lock()
+		call, ret := s.call, s.ret
+		s.mu.Unlock()
+		out = append(out, stream{key: s.key, start: start, call: call, ret: ret, events: events, final: final})
+	}
+	return out
 }
 
 // closeClients closes the clients' sessions, on a healed cluster, and
@@ -347,7 +419,7 @@ func (r run) check(t *testing.T, sc scenario, cfg clusterConfig) {
 	switch {
 	case sc.reads == sm.Lease && r.instantReads == 0:
 		t.Errorf("no lease read was served from the lease: every one took a message round")
-	case sc.reads == sm.Linearizable && r.instantReads > 0:
+	case sc.reads == sm.Linearizable && !sc.skipReadIndex && r.instantReads > 0:
 		// A leader must confirm with a quorum round, a follower must
 		// ask the leader: neither happens in no time.
 		t.Errorf("%d linearizable reads were served without any message sent", r.instantReads)
@@ -371,8 +443,7 @@ func lastOperation(ops []Operation, client int) string {
 // checkProgress fails t unless every client completed an operation after
 // the heal and at least sc.minAfterHeal completed in all; it returns how
 // many did.
-func checkProgress(t *testing.T, ops []Operation, healed int64, sc scenario) int {
-	t.Helper()
+func checkProgress(errorf func(string, ...any), ops []Operation, healed int64, sc scenario) int {
 	after := make([]int, sc.clients)
 	total := 0
 	for _, op := range ops {
@@ -383,12 +454,12 @@ func checkProgress(t *testing.T, ops []Operation, healed int64, sc scenario) int
 	}
 	for i, n := range after {
 		if n == 0 {
-			t.Errorf("client %d completed no operation in the %v after the cluster healed; its last: %s",
+			errorf("client %d completed no operation in the %v after the cluster healed; its last: %s",
 				i, sc.settle, lastOperation(ops, i))
 		}
 	}
 	if total < sc.minAfterHeal {
-		t.Errorf("%d operations completed in the %v after the cluster healed, want at least %d", total, sc.settle, sc.minAfterHeal)
+		errorf("%d operations completed in the %v after the cluster healed, want at least %d", total, sc.settle, sc.minAfterHeal)
 	}
 	return total
 }

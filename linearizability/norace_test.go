@@ -6,4 +6,8 @@ package linearizability
 const sizeFactor = 1.0
 
 // runsPerScenario is how many seeds each scenario runs by default.
-const runsPerScenario = 5
+const runsPerScenario = 13
+
+// tcpRunsPerScenario is how many seeds each real-TCP scenario runs by
+// default.
+const tcpRunsPerScenario = 2

@@ -13,3 +13,7 @@ const sizeFactor = 0.75
 // running out of room at a few hundred thousand. make test runs the full
 // count without it.
 const runsPerScenario = 1
+
+// tcpRunsPerScenario is how many seeds each real-TCP scenario runs by
+// default under the race detector.
+const tcpRunsPerScenario = 1

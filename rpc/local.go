@@ -35,6 +35,7 @@ func callLocal[Req, Resp any](ctx context.Context, s *Server, m *Method[Req, Res
 	} else {
 		resp, err = callErased(ctx, e, m, req)
 	}
+	s.countLocal(m.serviceID, err != nil)
 	return resp, localError(ctx, err)
 }
 

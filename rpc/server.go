@@ -34,6 +34,7 @@ type Server struct {
 	services atomic.Pointer[map[uint64]*Service] // copy on write; read without locks
 	regMu    sync.Mutex                          // serialises AddService
 	local    *Client                             // the in-process client, see LocalClient
+	counters serverCounters                      // stats.go
 
 	budget    *byteBudget   // request bytes in flight, over all connections
 	connSlots chan struct{} // a token per connection served; nil for no limit
@@ -86,6 +87,7 @@ func (s *Server) AddService(svc *Service) error {
 	}
 	next := maps.Clone(old)
 	next[svc.id] = svc
+	s.counters.addService(svc)
 	s.services.Store(&next)
 	return nil
 }

@@ -107,15 +107,18 @@ func (c *serverConn) handleRequest(h header, n int) error {
 		c.release(sc)
 		return err
 	}
+	c.srv.countCall(h.service)
 	e, err := c.admit(sc)
 	if err != nil {
 		c.release(sc)
 		if errors.Is(err, ErrMalformedFrame) {
 			return err
 		}
+		c.srv.countError(h.service)
 		return c.writeError(h.id, err)
 	}
 	sc.entry = e
+	c.srv.counters.inFlight.Add(1)
 	if c.br.Buffered() == 0 && e.inlineOK() {
 		return c.runInline(sc)
 	}
@@ -148,6 +151,7 @@ func (c *serverConn) handleNotify(h header, n int) error {
 	if _, err := io.ReadFull(c.br, sc.payload); err != nil {
 		return err
 	}
+	c.srv.counters.notified.Inc()
 	e, err := c.srv.lookup(h.service, h.method)
 	if err == nil {
 		err = c.startNotify(sc)
@@ -257,6 +261,7 @@ func (c *serverConn) run(sc *serverCall) {
 	switch {
 	case sc.cancelledByPeer():
 	case err != nil:
+		c.srv.countError(sc.service)
 		err = c.writeError(sc.id, err)
 	default:
 		err = c.w.writeFrame(header{kind: kindResponse, id: sc.id}, resp, c.busy())
@@ -285,6 +290,7 @@ func (c *serverConn) writeError(id uint64, err error) error {
 // finish forgets a call whose handler returned, frees its slot and, when
 // draining and idle, closes the connection.
 func (c *serverConn) finish(sc *serverCall) {
+	c.srv.counters.inFlight.Add(-1)
 	sc.cancel(context.Canceled, false)
 	c.mu.Lock()
 	delete(c.calls, sc.id)

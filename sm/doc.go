@@ -108,6 +108,17 @@
 // state and opens a stream in one command, so that the stream's first
 // event is the first change after what the read returned.
 //
+// A machine may Retain a subscription: every replica then records its
+// events whether anyone listens or not, and OpenAfter opens a stream
+// right after any event id still in the window, with the same
+// guarantee (in order, each once, none skipped, or a *CompactedError),
+// however the subscriber saw the earlier events: through another
+// client, from another member, before leader changes. Ids are the same
+// on every replica, so a subscriber that keeps the last id it got
+// resumes anywhere. Map retains Changed, all its inserts and removals
+// in one stream, for that; the window then holds the map's latest
+// changes, values included.
+//
 // Many hosts share one rpc server: each group's service is "sm." + its
 // name.
 package sm

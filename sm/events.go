@@ -39,6 +39,9 @@ type subKey struct {
 type registration struct {
 	id, client uint64 // the id is the index of the entry that made it
 	key        subKey
+	// from is the id its events come after: the registration's own
+	// index, or the event a resumed stream had seen (OpenAfter).
+	from EventID
 }
 
 // event is one recorded notification.
@@ -91,12 +94,13 @@ func (s *subscriptions) dropClients(clients []uint64) {
 	}
 }
 
-// record keeps ev if anyone listens to its key. It reports whether it
-// kept it. The window holds at least retain events and a quarter more at
-// most: the oldest go a quarter at a time, so that trimming costs a copy
-// per quarter window, not per event.
-func (s *subscriptions) record(ev event) bool {
-	if s.byKey[ev.key] == 0 {
+// record keeps ev if anyone listens to its key, or always if its
+// subscription is retained. It reports whether it kept it. The window
+// holds at least retain events and a quarter more at most: the oldest
+// go a quarter at a time, so that trimming costs a copy per quarter
+// window, not per event.
+func (s *subscriptions) record(ev event, retained bool) bool {
+	if !retained && s.byKey[ev.key] == 0 {
 		return false
 	}
 	s.events = append(s.events, ev)
@@ -127,8 +131,10 @@ type subEvents struct {
 // id it names, or why it gets none; found reports whether there is
 // anything to tell. It walks the window once from the oldest id asked
 // for, so a poll of many subscriptions costs the events since, not the
-// events times the subscriptions.
-func (s *subscriptions) collect(subs []pollSub, most int) (res []subEvents, found bool) {
+// events times the subscriptions. A subscription registered at an index
+// past applied is not here yet, on a replica behind (a new leader still
+// applying its predecessor's log): it waits, rather than hear it is gone.
+func (s *subscriptions) collect(subs []pollSub, most int, applied uint64) (res []subEvents, found bool) {
 	res = make([]subEvents, len(subs))
 	after := make([]EventID, len(subs))
 	want := map[subKey][]int{} // the subscriptions asking, by key
@@ -136,12 +142,15 @@ func (s *subscriptions) collect(subs []pollSub, most int) (res []subEvents, foun
 	for i, p := range subs {
 		res[i].status = stOK
 		r := s.byID[p.id]
+		if r == nil && p.id > applied {
+			continue
+		}
 		if r == nil {
 			res[i].status, found = stNoSubscription, true
 			continue
 		}
-		// Events start after the registration.
-		after[i] = maxID(p.after, EventID{Index: r.id})
+		// Events start after the registration, or the id it resumed from.
+		after[i] = maxID(p.after, r.from)
 		if after[i].Compare(s.lost) < 0 {
 			res[i].status, found = stCompacted, true
 			continue
@@ -242,22 +251,34 @@ func decodeEventList(d *decoder) []event {
 
 // subscribePayload is what a subscribe command carries besides the
 // machine and function: the subscriber's parameter, and the query to
-// answer at the index where the subscription starts (machine 0: none).
+// answer at the index where the subscription starts (machine 0: none),
+// or, for a stream that resumes, the id of the last event it had. A
+// resume takes the place of the query, which ends the payload, so that
+// subscribe entries written before resumes existed decode as they did.
 type subscribePayload struct {
 	key                   []byte
 	queryMachine, queryFn uint64
 	query                 []byte
+	resume                bool
+	after                 EventID
 }
 
 func (p subscribePayload) appendBinary(b []byte) []byte {
 	b = appendBytes(b, p.key)
 	b = binary.AppendUvarint(binary.AppendUvarint(b, p.queryMachine), p.queryFn)
+	if p.resume && p.queryMachine == 0 {
+		return appendEventID(b, p.after)
+	}
 	return append(b, p.query...)
 }
 
 func decodeSubscribe(b []byte) (subscribePayload, error) {
 	d := decoder{b: b}
 	p := subscribePayload{key: d.bytes(), queryMachine: d.uvarint(), queryFn: d.uvarint()}
+	if p.queryMachine == 0 && len(d.b) > 0 && d.err == nil {
+		p.resume, p.after = true, decodeEventID(&d)
+		return p, d.done()
+	}
 	p.query = d.rest()
 	return p, d.err
 }
@@ -291,6 +312,7 @@ func (s *subscriptions) appendBinary(b []byte) []byte {
 	for _, id := range ids {
 		r := s.byID[id]
 		b = appendKey(binary.AppendUvarint(binary.AppendUvarint(b, r.id), r.client), r.key)
+		b = appendEventID(b, r.from)
 	}
 	b = appendEventID(b, s.lost)
 	b = binary.AppendUvarint(b, uint64(len(s.events)))
@@ -300,11 +322,18 @@ func (s *subscriptions) appendBinary(b []byte) []byte {
 	return b
 }
 
-func decodeSubscriptions(d *decoder, retain int) subscriptions {
+// decodeSubscriptions decodes what appendBinary encoded; withFrom is
+// false for snapshots older than resumes, whose registrations start at
+// their own index.
+func decodeSubscriptions(d *decoder, retain int, withFrom bool) subscriptions {
 	s := newSubscriptions(retain)
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		r := &registration{id: d.uvarint(), client: d.uvarint()}
 		r.key = decodeKey(d)
+		r.from = EventID{Index: r.id}
+		if withFrom {
+			r.from = decodeEventID(d)
+		}
 		s.add(r)
 	}
 	s.lost = decodeEventID(d)

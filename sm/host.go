@@ -49,6 +49,7 @@ const (
 type Host struct {
 	cfg      HostConfig
 	machines map[uint64]*Machine
+	stats    hostCounters // stats.go
 
 	mu       sync.RWMutex // protects the following
 	applied  uint64       // the index of the last entry applied or restored
@@ -98,7 +99,7 @@ func NewHost(cfg HostConfig, machines ...*Machine) (*Host, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Host{cfg: cfg, machines: map[uint64]*Machine{}, sessions: newSessions(),
-		subs: newSubscriptions(cfg.RetainEvents), wake: make(chan struct{})}
+		subs: newSubscriptions(cfg.RetainEvents), wake: make(chan struct{}), stats: newHostCounters()}
 	for _, m := range machines {
 		if m.err != nil {
 			return nil, m.err
@@ -199,6 +200,7 @@ func (h *Host) run(e raft.Entry, ent entry) []byte {
 	ctx := h.applyContext()
 	apply := &Apply{Index: e.Index, Term: e.Term, Time: time.Unix(0, h.clock), machine: r.machine, ctx: ctx}
 	resp, err := m.cmds[r.fn](apply, r.payload)
+	h.stats.commands.Inc()
 	if err != nil {
 		return answer(stFailed, []byte(err.Error()))
 	}
@@ -210,12 +212,26 @@ func (h *Host) run(e raft.Entry, ent entry) []byte {
 // and runs the query the subscriber asked for with it, if any: the
 // answer is the state exactly as the stream starts, the one after which
 // its first event comes. The answer is the id, then the query's answer.
+// A stream that resumes starts after the event it names instead, which
+// only a retained subscription can do: the window holds all its events,
+// listened to or not. Whether that event is still in the window is for
+// the polls to tell, as the window moves on.
 func (h *Host) subscribe(index uint64, r request) []byte {
 	p, err := decodeSubscribe(r.payload)
 	if err != nil {
 		return answer(stFailed, []byte(err.Error()))
 	}
-	h.subs.add(&registration{id: index, client: r.client, key: subKey{r.machine, r.fn, string(p.key)}})
+	reg := &registration{id: index, client: r.client, key: subKey{r.machine, r.fn, string(p.key)}, from: EventID{Index: index}}
+	if p.resume {
+		switch {
+		case !h.retains(reg.key):
+			return answer(stFailed, []byte("sm: resume of a subscription that is not retained"))
+		case p.after.Index >= index:
+			return answer(stFailed, []byte(fmt.Sprintf("sm: resume after event %d-%d, not in the log yet", p.after.Index, p.after.Sub)))
+		}
+		reg.from = p.after
+	}
+	h.subs.add(reg)
 	a := binary.AppendUvarint([]byte{stOK}, index)
 	if p.queryMachine != 0 {
 		a = append(a, h.runQuery(index, p.queryMachine, p.queryFn, p.query)...)
@@ -231,12 +247,19 @@ func (h *Host) recordEvents(ctx context.Context, index uint64, evs []event) {
 	kept := false
 	for i, ev := range evs {
 		ev.id = EventID{Index: index, Sub: uint64(i)}
-		kept = h.subs.record(ev) || kept
+		kept = h.subs.record(ev, h.retains(ev.key)) || kept
 	}
 	if kept && Leading.Get(ctx) {
 		close(h.wake)
 		h.wake = make(chan struct{})
 	}
+}
+
+// retains reports whether every event of k's subscription is recorded,
+// listened to or not (Retain).
+func (h *Host) retains(k subKey) bool {
+	m := h.machines[k.machine]
+	return m != nil && m.retained[k.fn]
 }
 
 // query runs a query under the read lock. minApplied, if not zero, is the
@@ -263,8 +286,9 @@ func (h *Host) runQuery(applied, machine, fn uint64, payload []byte) []byte {
 	return answer(stOK, resp)
 }
 
-// snapshotVersion is the first byte of a host snapshot.
-const snapshotVersion = 1
+// snapshotVersion is the first byte of a host snapshot. Version 1 lacks
+// the event a registration starts after; Restore still reads it.
+const snapshotVersion = 2
 
 // Snapshot encodes the host's whole state (node.Snapshotter): the
 // framework's clock and sessions, then every machine's snapshot, in id
@@ -293,7 +317,7 @@ func (h *Host) Snapshot() ([]byte, error) {
 // state would be lost. A failed restore may leave machines restored in
 // part; the node stops on it.
 func (h *Host) Restore(meta raft.SnapshotMeta, data []byte) error {
-	if len(data) == 0 || data[0] != snapshotVersion {
+	if len(data) == 0 || data[0] != snapshotVersion && data[0] != 1 {
 		return fmt.Errorf("%w: snapshot version", ErrCorrupt)
 	}
 	d := decoder{b: data[1:]}
@@ -302,7 +326,7 @@ func (h *Host) Restore(meta raft.SnapshotMeta, data []byte) error {
 	if err != nil {
 		return err
 	}
-	subs := decodeSubscriptions(&d, h.cfg.RetainEvents)
+	subs := decodeSubscriptions(&d, h.cfg.RetainEvents, data[0] != 1)
 	states := map[uint64][]byte{}
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		id := d.uvarint()
@@ -344,9 +368,10 @@ func (h *Host) restoreMachines(states map[uint64][]byte) error {
 func (h *Host) events(subs []pollSub, most int) ([]byte, <-chan struct{}) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	res, found := h.subs.collect(subs, most)
+	res, found := h.subs.collect(subs, most, h.applied)
 	if !found {
 		return nil, h.wake
 	}
+	h.observeLag(res)
 	return reply(stOK, h.applied, appendPollAnswer(nil, res)), nil
 }

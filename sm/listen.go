@@ -63,9 +63,10 @@ func newListener(c *Client) *listener {
 	return l
 }
 
-// add starts listening for subscription id, from its registration on.
-func (l *listener) add(id uint64) *inbox {
-	in := &inbox{after: EventID{Index: id}, ready: make(chan struct{}, 1)}
+// add starts listening for subscription id, for the events after the
+// id from.
+func (l *listener) add(id uint64, from EventID) *inbox {
+	in := &inbox{after: from, ready: make(chan struct{}, 1)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {

@@ -123,7 +123,10 @@ type Machine struct {
 	state Snapshotter
 	cmds  map[uint64]cmdHandler
 	qrys  map[uint64]qryHandler
-	err   error // the first registration error, reported by NewHost
+	// retained are the subscriptions whose events are recorded whether
+	// anyone listens or not, by function id (Retain).
+	retained map[uint64]bool
+	err      error // the first registration error, reported by NewHost
 }
 
 type cmdHandler func(a *Apply, payload []byte) ([]byte, error)
@@ -134,7 +137,7 @@ type qryHandler func(r *Read, payload []byte) ([]byte, error)
 // stable hash of the name.
 func NewMachine(name string, state Snapshotter) *Machine {
 	m := &Machine{name: name, id: machineID(name), state: state,
-		cmds: map[uint64]cmdHandler{}, qrys: map[uint64]qryHandler{}}
+		cmds: map[uint64]cmdHandler{}, qrys: map[uint64]qryHandler{}, retained: map[uint64]bool{}}
 	if m.id < reservedIDs {
 		m.err = fmt.Errorf("%w: machine %q hashes into the reserved range", ErrDuplicate, name)
 	}
@@ -185,6 +188,21 @@ func HandleQuery[Req, Resp any](m *Machine, q *Query[Req, Resp], h func(r *Read,
 		}
 		return q.resp.Append(nil, resp)
 	}
+}
+
+// Retain makes every replica record each event of s that m's commands
+// notify, whether anyone subscribes or not, so that a subscriber can
+// resume from any event still in the window (OpenAfter), even one it saw
+// through another client or before the group's leader changed. The
+// window (HostConfig.RetainEvents) then holds the most recent events of
+// s, payloads and all, in memory and in snapshots: retain a subscription
+// whose events are small or few, or size the window for them.
+func Retain[K, E any](m *Machine, s *Subscription[K, E]) {
+	if s.machineID != m.id {
+		m.fail(fmt.Errorf("sm: %s retained on machine %q", s, m.name))
+		return
+	}
+	m.retained[s.functionID] = true
 }
 
 // owns checks that f belongs to m and is not registered on it yet.

@@ -28,6 +28,7 @@ type Map[K comparable, V any] struct {
 	// on_key_removed(k)
 	inserted, removed       *Subscription[struct{}, Pair[K, V]]
 	keyInserted, keyRemoved *Subscription[K, V]
+	changed                 *Subscription[struct{}, MapChange[K, V]] // retained
 	kc                      rpc.Codec[K]
 	vc                      rpc.Codec[V]
 }
@@ -42,6 +43,14 @@ type Pair[K, V any] struct {
 type Found[V any] struct {
 	V     V
 	Found bool
+}
+
+// MapChange is one change of a Map: K set to V, or with Removed, K removed
+// (V is the value it had).
+type MapChange[K, V any] struct {
+	K       K
+	V       V
+	Removed bool
 }
 
 // MapSwap asks to set K to New if it holds Old.
@@ -64,6 +73,7 @@ func NewMap[K comparable, V any](name string) *Map[K, V] {
 		removed:     NewSubscription[struct{}, Pair[K, V]](name, "on_removed"),
 		keyInserted: NewSubscription[K, V](name, "on_key_inserted"),
 		keyRemoved:  NewSubscription[K, V](name, "on_key_removed"),
+		changed:     NewSubscription[struct{}, MapChange[K, V]](name, "on_changed"),
 		kc:          rpc.NewCodec[K](), vc: rpc.NewCodec[V]()}
 }
 
@@ -71,29 +81,30 @@ func NewMap[K comparable, V any](name string) *Map[K, V] {
 func (mp *Map[K, V]) Machine() *Machine {
 	st := &mapState[K, V]{kc: mp.kc, vc: mp.vc, m: map[K]V{}}
 	m := NewMachine(mp.name, st)
+	Retain(m, mp.changed)
 	HandleCommand(m, mp.insert, func(a *Apply, p Pair[K, V]) (Found[V], error) {
-		return st.put(p, true), mp.notify(a, mp.inserted, mp.keyInserted, p)
+		return st.put(p, true), mp.notify(a, mp.inserted, mp.keyInserted, p, false)
 	})
 	HandleCommand(m, mp.absent, func(a *Apply, p Pair[K, V]) (Found[V], error) {
 		f := st.put(p, false)
 		if f.Found {
 			return f, nil
 		}
-		return f, mp.notify(a, mp.inserted, mp.keyInserted, p)
+		return f, mp.notify(a, mp.inserted, mp.keyInserted, p, false)
 	})
 	HandleCommand(m, mp.remove, func(a *Apply, k K) (Found[V], error) {
 		f := st.delete(k)
 		if !f.Found {
 			return f, nil
 		}
-		return f, mp.notify(a, mp.removed, mp.keyRemoved, Pair[K, V]{k, f.V})
+		return f, mp.notify(a, mp.removed, mp.keyRemoved, Pair[K, V]{k, f.V}, true)
 	})
 	HandleCommand(m, mp.cas, func(a *Apply, s MapSwap[K, V]) (bool, error) {
 		ok, err := st.swap(s)
 		if !ok || err != nil {
 			return ok, err
 		}
-		return true, mp.notify(a, mp.inserted, mp.keyInserted, Pair[K, V]{s.K, s.New})
+		return true, mp.notify(a, mp.inserted, mp.keyInserted, Pair[K, V]{s.K, s.New}, false)
 	})
 	HandleQuery(m, mp.get, func(_ *Read, k K) (Found[V], error) { return st.lookup(k), nil })
 	HandleQuery(m, mp.len, func(*Read, struct{}) (int, error) { return st.size(), nil })
@@ -101,12 +112,17 @@ func (mp *Map[K, V]) Machine() *Machine {
 	return m
 }
 
-// notify tells the subscribers of all keys and those of p.K.
-func (mp *Map[K, V]) notify(a *Apply, all *Subscription[struct{}, Pair[K, V]], one *Subscription[K, V], p Pair[K, V]) error {
+// notify tells the subscribers of all keys and those of p.K, and records
+// the change in the retained stream of every change. The order of the
+// three is part of the log's meaning: event ids number them.
+func (mp *Map[K, V]) notify(a *Apply, all *Subscription[struct{}, Pair[K, V]], one *Subscription[K, V], p Pair[K, V], removed bool) error {
 	if err := Notify(a, all, struct{}{}, p); err != nil {
 		return err
 	}
-	return Notify(a, one, p.K, p.V)
+	if err := Notify(a, one, p.K, p.V); err != nil {
+		return err
+	}
+	return Notify(a, mp.changed, struct{}{}, MapChange[K, V]{p.K, p.V, removed})
 }
 
 // OnInserted yields every key set (inserted, replaced or swapped) from
@@ -142,6 +158,16 @@ func (mp *Map[K, V]) Removed() *Subscription[struct{}, Pair[K, V]] { return mp.r
 
 // KeyRemoved is on_key_removed(k): the values removed from one key.
 func (mp *Map[K, V]) KeyRemoved() *Subscription[K, V] { return mp.keyRemoved }
+
+// Changed is on_changed: every insert and removal of every key, in log
+// order, in one stream. The map retains it (Retain): every replica keeps
+// the latest changes in its window whether anyone listens or not, so a
+// subscriber that saw event X resumes after it with OpenAfter, through
+// any client, even after the leader changed; a change's event id is
+// the same on every replica. The cost is the window's: its last
+// HostConfig.RetainEvents changes, values included, in memory and in
+// snapshots.
+func (mp *Map[K, V]) Changed() *Subscription[struct{}, MapChange[K, V]] { return mp.changed }
 
 // ReadKeyAndOpen reads k and opens a stream of the values inserted at k,
 // at the same index: the first event is the first insert after the

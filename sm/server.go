@@ -60,8 +60,9 @@ const (
 // leader, and a follower answers with the leader's address), and lets
 // the member issue commands of its own (Submit).
 type Server struct {
-	host *Host
-	node *node.Node
+	host     *Host
+	node     *node.Node
+	counters serverCounters // stats.go
 }
 
 // Serve registers the service of the host of group, running on n, on
@@ -146,6 +147,7 @@ func (s *Server) command(ctx context.Context, req []byte) ([]byte, error) {
 	if len(req) == 0 || req[0] != opCommand && req[0] != opSubscribe && req[0] != opUnsubscribe && req[0] != opKeepAlive {
 		return reply(stFailed, 0, []byte("sm: bad command op")), nil
 	}
+	s.counters.commands.Inc()
 	if _, err := decodeRequest(req[1:]); err != nil {
 		return reply(stFailed, 0, []byte(err.Error())), nil
 	}
@@ -170,6 +172,7 @@ func (s *Server) poll(ctx context.Context, req []byte) ([]byte, error) {
 	if err != nil {
 		return reply(stFailed, 0, []byte(err.Error())), nil
 	}
+	s.counters.polls.Inc()
 	wait := time.NewTimer(pollWait)
 	defer wait.Stop()
 	for {
@@ -233,6 +236,7 @@ func (s *Server) query(ctx context.Context, req []byte) ([]byte, error) {
 	if d.err != nil {
 		return reply(stFailed, 0, []byte(d.err.Error())), nil
 	}
+	s.counters.countRead(mode)
 	if a := s.readIndex(ctx, mode); a != nil {
 		return a, nil
 	}
@@ -255,6 +259,7 @@ func (s *Server) readIndex(ctx context.Context, mode ReadMode) []byte {
 		return reply(stFailed, 0, []byte(fmt.Sprintf("sm: read mode %d", mode)))
 	}
 	if err != nil {
+		s.counters.refused.Inc()
 		return reply(stUnavailable, 0, []byte(err.Error()))
 	}
 	return nil

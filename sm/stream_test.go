@@ -122,11 +122,18 @@ func (g *group) allHold(f func(*member) bool) bool {
 	return true
 }
 
-// retained is how many events the host's window holds.
+// retained is how many events the host's window holds for listeners:
+// those of retained subscriptions (Retain) are left out.
 func (h *Host) retained() int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.subs.events)
+	n := 0
+	for _, e := range h.subs.events {
+		if !h.retains(e.key) { // a retained subscription's are kept unheard, by design
+			n++
+		}
+	}
+	return n
 }
 
 // A client that only listens renews its session, so its subscription

@@ -74,7 +74,8 @@ type Event[E any] struct {
 }
 
 // Stream is an open subscription: its events, in order, each once,
-// from its registration on, across leader changes. Next is not safe for
+// from its registration on (or after the id OpenAfter named), across
+// leader changes. Next is not safe for
 // concurrent use; Close may be called from another goroutine.
 type Stream[E any] struct {
 	c       *Client
@@ -89,6 +90,20 @@ type Stream[E any] struct {
 // every replica will record its events.
 func (s *Subscription[K, E]) Open(ctx context.Context, c *Client, key K) (*Stream[E], error) {
 	st, _, err := s.open(ctx, c, key, subscribePayload{})
+	return st, err
+}
+
+// OpenAfter opens a stream of s with parameter key that resumes right
+// after the event after: its events are those after that id, in order,
+// each once, whichever client or member saw the earlier ones and however
+// the leader changed since. s must be retained by its machine (Retain);
+// an after not yet in the log is refused (a *RemoteError). If the window
+// no longer holds the events after it, the stream's first Next fails
+// with a *CompactedError. EventID{Index: i, Sub: math.MaxUint64} names
+// the last event of entry i, whatever it was, and so resumes after the
+// commands up to index i.
+func (s *Subscription[K, E]) OpenAfter(ctx context.Context, c *Client, key K, after EventID) (*Stream[E], error) {
+	st, _, err := s.open(ctx, c, key, subscribePayload{resume: true, after: after})
 	return st, err
 }
 
@@ -107,7 +122,11 @@ func (s *Subscription[K, E]) open(ctx context.Context, c *Client, key K, p subsc
 		return nil, nil, fmt.Errorf("%w: subscription id", ErrCorrupt)
 	}
 	st := &Stream[E]{c: c, id: id, machine: s.machineID, fn: s.functionID, ev: s.ev}
-	st.in = c.lis.add(id)
+	from := EventID{Index: id}
+	if p.resume {
+		from = p.after
+	}
+	st.in = c.lis.add(id, from)
 	return st, data[n:], nil
 }
 
@@ -143,7 +162,8 @@ func ReadAndOpen[Req, Resp, K, E any](ctx context.Context, c *Client, q *Query[R
 }
 
 // Index is the log index of the registration: the stream holds the
-// events of the commands after it.
+// events of the commands after it (after the event it resumed from, for
+// OpenAfter).
 func (st *Stream[E]) Index() uint64 { return st.id }
 
 // Next waits for the next event. It fails with ctx's error, a

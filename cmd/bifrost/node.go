@@ -23,12 +23,15 @@ func (e usageError) Error() string { return e.err.Error() }
 
 // nodeFlags are the flags of `bifrost node`.
 type nodeFlags struct {
-	id          uint64
-	dir         string
-	rpc, http   string
-	peers       map[uint64]string
-	group, name string
-	weight      uint64
+	id              uint64
+	dir             string
+	rpc, http       string
+	advertise       string
+	peers           map[uint64]string
+	join            string
+	group, name     string
+	weight          uint64
+	snapshotEntries int
 }
 
 func parseNodeFlags(args []string, stderr io.Writer) (nodeFlags, error) {
@@ -39,7 +42,10 @@ func parseNodeFlags(args []string, stderr io.Writer) (nodeFlags, error) {
 	fs.StringVar(&f.dir, "dir", "", "data directory: the WAL and snapshots, recovered on restart (empty: memory only)")
 	fs.StringVar(&f.rpc, "rpc", "127.0.0.1:7000", "rpc address to listen on")
 	fs.StringVar(&f.http, "http", "", "HTTP API address to listen on (empty: none)")
-	peers := fs.String("peers", "", "every voter as id=host:port,... this node included (required)")
+	fs.StringVar(&f.advertise, "advertise", "", "rpc address the other nodes reach this one at (default: -peers' entry, else -rpc)")
+	peers := fs.String("peers", "", "every voter as id=host:port,... this node included, to bootstrap a cluster")
+	fs.StringVar(&f.join, "join", "", "rpc address of any node of a running cluster to join, instead of -peers")
+	fs.IntVar(&f.snapshotEntries, "snapshot-entries", 0, "applied entries that make the node snapshot and compact its log (default 10000)")
 	fs.StringVar(&f.group, "group", "", "a membership group this node joins as a server (created if missing)")
 	fs.StringVar(&f.name, "name", "", "this node's member name in --group (default node-<id>)")
 	fs.Uint64Var(&f.weight, "weight", 1, "this node's weight in --group")
@@ -53,13 +59,26 @@ func parseNodeFlags(args []string, stderr io.Writer) (nodeFlags, error) {
 		return f, usageError{errors.New("flag -id: required, and not 0")}
 	case f.weight == 0:
 		return f, usageError{errors.New("flag -weight: must be at least 1")}
+	case f.snapshotEntries < 0:
+		return f, usageError{errors.New("flag -snapshot-entries: must not be negative")}
+	case *peers != "" && f.join != "":
+		return f, usageError{errors.New("flags -peers and -join: give one")}
+	case *peers == "" && f.join == "" && f.dir == "":
+		return f, usageError{errors.New("flag -peers or -join: one is required (or a -dir the node ran in)")}
 	}
-	var err error
-	if f.peers, err = parsePeers(*peers); err != nil {
-		return f, usageError{fmt.Errorf("flag -peers: %w", err)}
+	if f.join != "" {
+		if _, _, err := net.SplitHostPort(f.join); err != nil {
+			return f, usageError{fmt.Errorf("flag -join: %w", err)}
+		}
 	}
-	if _, ok := f.peers[f.id]; !ok {
-		return f, usageError{fmt.Errorf("flag -peers: names no node %d (this one)", f.id)}
+	if *peers != "" {
+		var err error
+		if f.peers, err = parsePeers(*peers); err != nil {
+			return f, usageError{fmt.Errorf("flag -peers: %w", err)}
+		}
+		if _, ok := f.peers[f.id]; !ok {
+			return f, usageError{fmt.Errorf("flag -peers: names no node %d (this one)", f.id)}
+		}
 	}
 	if f.name == "" {
 		f.name = fmt.Sprintf("node-%d", f.id)
@@ -69,9 +88,6 @@ func parseNodeFlags(args []string, stderr io.Writer) (nodeFlags, error) {
 
 // parsePeers parses id=host:port,...
 func parsePeers(s string) (map[uint64]string, error) {
-	if s == "" {
-		return nil, errors.New("required")
-	}
 	peers := map[uint64]string{}
 	for _, p := range strings.Split(s, ",") {
 		idText, addr, ok := strings.Cut(p, "=")
@@ -99,12 +115,16 @@ func runNode(ctx context.Context, args []string, out, stderr io.Writer) error {
 		return err
 	}
 	mc := membership.Config{}
-	n, err := bifrost.Start(ctx, bifrost.Config{ID: f.id, Listen: f.rpc, Dir: f.dir, Peers: f.peers, Membership: mc})
+	n, err := bifrost.Start(ctx, bifrost.Config{ID: f.id, Listen: f.rpc, Advertise: f.advertise, Dir: f.dir,
+		Peers: f.peers, Join: f.join, SnapshotEntries: f.snapshotEntries, Membership: mc})
 	if err != nil {
 		return err
 	}
 	defer n.Close()
 	fmt.Fprintf(out, "node %d: rpc on %s\n", f.id, n.Addr())
+	if f.join != "" {
+		fmt.Fprintf(out, "node %d: joined through %s\n", f.id, f.join)
+	}
 	// The group first: once the API answers, the node is in its group.
 	if f.group != "" {
 		leave, err := joinGroup(ctx, n, f, mc)
@@ -114,19 +134,27 @@ func runNode(ctx context.Context, args []string, out, stderr io.Writer) error {
 		defer leave()
 	}
 	if f.http != "" {
-		stop, err := serveHTTP(n, f.http, out)
+		var groups []string
+		if f.group != "" {
+			groups = []string{f.group}
+		}
+		stop, err := serveHTTP(n, f.http, groups, out)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
-	<-ctx.Done()
-	fmt.Fprintf(out, "node %d: stopping\n", f.id)
+	select {
+	case <-ctx.Done():
+		fmt.Fprintf(out, "node %d: stopping\n", f.id)
+	case <-n.Left():
+		fmt.Fprintf(out, "node %d: left the cluster; stopping\n", f.id)
+	}
 	return nil
 }
 
-func serveHTTP(n *bifrost.Node, addr string, out io.Writer) (stop func(), err error) {
-	api, err := bifrost.NewHTTP(n, bifrost.HTTPConfig{})
+func serveHTTP(n *bifrost.Node, addr string, groups []string, out io.Writer) (stop func(), err error) {
+	api, err := bifrost.NewHTTP(n, bifrost.HTTPConfig{AllowLeave: true, Groups: groups})
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +164,7 @@ func serveHTTP(n *bifrost.Node, addr string, out io.Writer) (stop func(), err er
 		return nil, fmt.Errorf("http: %w", err)
 	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(api.Close) // ends open watches at once
 	done := make(chan struct{})
 	go func() { srv.Serve(ln); close(done) }()
 	fmt.Fprintf(out, "http on %s\n", ln.Addr())
@@ -164,7 +193,7 @@ func joinGroup(ctx context.Context, n *bifrost.Node, f nodeFlags, mc membership.
 	for _, addr := range n.Peers() {
 		mc.Servers = append(mc.Servers, addr)
 	}
-	h, err := membership.Join(ctx, c, f.name, n.Addr(), mc)
+	h, err := membership.Join(ctx, c, f.name, n.Advertise(), mc)
 	if err == nil {
 		err = h.JoinGroupWeighted(ctx, f.group, f.weight)
 	}

@@ -16,7 +16,10 @@ func TestNodeFlagsNameWhatIsWrong(t *testing.T) {
 		want string
 	}{
 		{[]string{"-peers", "1=127.0.0.1:7000"}, "-id"},
-		{[]string{"-id", "1"}, "-peers: required"},
+		{[]string{"-id", "1"}, "-peers or -join"},
+		{[]string{"-id", "1", "-peers", "1=127.0.0.1:1", "-join", "127.0.0.1:2"}, "give one"},
+		{[]string{"-id", "1", "-join", "nohost"}, "-join"},
+		{[]string{"-id", "1", "-join", "127.0.0.1:2", "-snapshot-entries", "-1"}, "-snapshot-entries"},
 		{[]string{"-id", "1", "-peers", "1=nohost"}, "-peers"},
 		{[]string{"-id", "1", "-peers", "x=127.0.0.1:1"}, "-peers"},
 		{[]string{"-id", "2", "-peers", "1=127.0.0.1:1"}, "names no node 2"},

@@ -48,6 +48,9 @@ type Config struct {
 	// none, and then Storage must be a SnapshotStore (MemoryStorage is
 	// one, keeping them in memory); a node on a WAL needs a directory.
 	SnapshotDir string
+	// SnapshotFS is the file system under SnapshotDir. Default (nil):
+	// the operating system's. Tests inject one that can crash.
+	SnapshotFS FS
 	// SnapshotEntries is how many applied entries since the last snapshot
 	// make the node take a new one and compact its log. Default 10000;
 	// negative: never by count.

@@ -196,6 +196,7 @@ func (n *Node) proposeOne(p *proposal) {
 	p.index, p.term = index, term
 	n.waiting[index] = p
 	n.proposed = true
+	n.counters.proposals.Inc()
 }
 
 // host is the Node as the raft.Driver sees it: the transport, the
@@ -276,6 +277,7 @@ func (n *Node) persist(rd raft.Ready) (*write, error) {
 // status is published before the answers go, so a caller that learns
 // its command applied sees it applied in Status too.
 func (n *Node) apply(entries []raft.Entry) {
+	n.counters.applied.Add(uint64(len(entries)))
 	settled := n.settled[:0]
 	for _, e := range entries {
 		value := n.cfg.StateMachine.Apply(e)

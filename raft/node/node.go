@@ -100,7 +100,8 @@ type Node struct {
 	changedMu sync.Mutex    // protects changed
 	changed   chan struct{} // closed and replaced when the status changes
 	once      sync.Once
-	err       error // why the driver stopped; written before done closes
+	err       error    // why the driver stopped; written before done closes
+	counters  counters // stats.go
 
 	// Owned by the driver goroutine.
 	core     *raft.Core
@@ -275,6 +276,7 @@ func (n *Node) publishStatus() {
 
 // noteChanges counts and logs the changes of role and term from old to st.
 func (n *Node) noteChanges(old, st *Status) {
+	n.counters.countChanges(old, st)
 	if st.Term != old.Term {
 		st.TermChanges++
 	}

@@ -114,7 +114,7 @@ func openSnapshots(cfg Config, entries []raft.Entry) (*snapshots, []raft.Entry, 
 // an error only for a state machine that can snapshot.
 func snapshotStore(cfg Config) (SnapshotStore, error) {
 	if cfg.SnapshotDir != "" {
-		return newFileSnapshotStore(cfg.SnapshotDir, cfg.Logger)
+		return newFileSnapshotStore(cfg.SnapshotFS, cfg.SnapshotDir, cfg.Logger)
 	}
 	if st, ok := cfg.Storage.(SnapshotStore); ok {
 		return st, nil

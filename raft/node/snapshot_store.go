@@ -192,16 +192,40 @@ func decodeSnapConf(b []byte) (voters, learners []uint64, addrs map[uint64]strin
 // snapshot or the new one whole. Its calls never overlap (see
 // SnapshotStore).
 type fileSnapshotStore struct {
+	fs  FS
 	dir string
 	log *slog.Logger
 }
 
-// newFileSnapshotStore opens dir, creating it if needed.
-func newFileSnapshotStore(dir string, log *slog.Logger) (*fileSnapshotStore, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// FS is the file system under a node's snapshot files (Config.SnapshotFS):
+// the WAL's, and renaming, which makes a whole new snapshot replace the
+// old one. One FS may serve both a WAL and the snapshots.
+type FS interface {
+	wal.FS
+	// Rename renames oldpath to newpath, replacing it; a SyncDir makes
+	// the change durable.
+	Rename(oldpath, newpath string) error
+}
+
+// osFS is the operating system's file system.
+type osFS struct{ wal.FS }
+
+func (osFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+
+// OSFS returns the operating system's file system, the default of
+// Config.SnapshotFS, for a wrapper that changes part of it.
+func OSFS() FS { return osFS{wal.OSFS()} }
+
+// newFileSnapshotStore opens dir on fs (nil: the operating system's),
+// creating it if needed.
+func newFileSnapshotStore(fs FS, dir string, log *slog.Logger) (*fileSnapshotStore, error) {
+	if fs == nil {
+		fs = OSFS()
+	}
+	if err := fs.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("node: snapshot dir: %w", err)
 	}
-	return &fileSnapshotStore{dir: dir, log: log}, nil
+	return &fileSnapshotStore{fs: fs, dir: dir, log: log}, nil
 }
 
 // snapshotName orders files by index, then term, as strings.
@@ -212,29 +236,35 @@ func snapshotName(meta raft.SnapshotMeta) string {
 // SaveSnapshot writes the snapshot durably, then removes older ones.
 func (s *fileSnapshotStore) SaveSnapshot(meta raft.SnapshotMeta, data []byte) error {
 	name := filepath.Join(s.dir, snapshotName(meta))
-	if err := writeFileSynced(name+snapTempSuffix, encodeSnapshotHeader(meta, data), data); err != nil {
+	if err := s.writeFileSynced(name+snapTempSuffix, encodeSnapshotHeader(meta, data), data); err != nil {
 		return fmt.Errorf("node: save snapshot: %w", err)
 	}
-	if err := os.Rename(name+snapTempSuffix, name); err != nil {
+	if err := s.fs.Rename(name+snapTempSuffix, name); err != nil {
 		return fmt.Errorf("node: save snapshot: %w", err)
 	}
-	if err := wal.SyncDir(s.dir); err != nil {
+	if err := s.fs.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("node: save snapshot: %w", err)
 	}
 	return s.removeOlder(filepath.Base(name))
 }
 
-// writeFileSynced writes the parts to a new file at path and fsyncs it.
-func writeFileSynced(path string, parts ...[]byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+// writeFileSynced writes the parts to a new file at path, replacing
+// what a crash may have left there, and fsyncs it.
+func (s *fileSnapshotStore) writeFileSynced(path string, parts ...[]byte) error {
+	if err := s.fs.Remove(path); err != nil {
+		return err
+	}
+	f, err := s.fs.Create(path)
 	if err != nil {
 		return err
 	}
+	var off int64
 	for _, p := range parts {
-		if _, err := f.Write(p); err != nil {
+		if _, err := f.WriteAt(p, off); err != nil {
 			f.Close()
 			return err
 		}
+		off += int64(len(p))
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -254,25 +284,21 @@ func (s *fileSnapshotStore) removeOlder(keep string) error {
 		if n == keep || !strings.HasSuffix(n, snapSuffix) && !strings.HasSuffix(n, snapTempSuffix) {
 			continue
 		}
-		if err := os.Remove(filepath.Join(s.dir, n)); err != nil {
+		if err := s.fs.Remove(filepath.Join(s.dir, n)); err != nil {
 			return fmt.Errorf("node: remove old snapshot: %w", err)
 		}
 		removed = true
 	}
 	if removed {
-		return wal.SyncDir(s.dir)
+		return s.fs.SyncDir(s.dir)
 	}
 	return nil
 }
 
 func (s *fileSnapshotStore) names() ([]string, error) {
-	ents, err := os.ReadDir(s.dir)
+	names, err := s.fs.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("node: snapshot dir: %w", err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
 	}
 	return names, nil
 }
@@ -288,7 +314,7 @@ func (s *fileSnapshotStore) LoadSnapshot() (raft.SnapshotMeta, []byte, error) {
 	names = slices.DeleteFunc(names, func(n string) bool { return !strings.HasSuffix(n, snapSuffix) })
 	slices.Sort(names)
 	for _, n := range slices.Backward(names) {
-		b, err := os.ReadFile(filepath.Join(s.dir, n))
+		b, err := s.fs.ReadFile(filepath.Join(s.dir, n))
 		if err != nil {
 			return raft.SnapshotMeta{}, nil, fmt.Errorf("node: load snapshot: %w", err)
 		}

@@ -303,7 +303,7 @@ func TestCompactedLogWithoutSnapshotRefused(t *testing.T) {
 
 func TestFileSnapshotStore(t *testing.T) {
 	dir := t.TempDir()
-	s, err := newFileSnapshotStore(dir, slog.New(slog.DiscardHandler))
+	s, err := newFileSnapshotStore(nil, dir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

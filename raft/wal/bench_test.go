@@ -16,16 +16,16 @@ import (
 func BenchmarkSave(b *testing.B) {
 	for _, fs := range []struct {
 		suffix string
-		fs     fileSystem
+		fs     FS
 	}{{"", osFS{}}, {"-noprealloc", noPreallocFS{}}, {"-nozeroahead", noZeroAheadFS{}}} {
 		benchmarkSave(b, fs.suffix, fs.fs)
 	}
 }
 
-func benchmarkSave(b *testing.B, suffix string, fs fileSystem) {
+func benchmarkSave(b *testing.B, suffix string, fs FS) {
 	data := bytes.Repeat([]byte{'x'}, 128)
 	b.Run("serial-128B"+suffix, func(b *testing.B) {
-		w := openT(b, Config{Dir: b.TempDir(), fs: fs})
+		w := openT(b, Config{Dir: b.TempDir(), FS: fs})
 		base := w.syncs.Load()
 		b.ResetTimer()
 		for i := range b.N {
@@ -37,7 +37,7 @@ func benchmarkSave(b *testing.B, suffix string, fs fileSystem) {
 		closeT(b, w)
 	})
 	b.Run("parallel64-128B"+suffix, func(b *testing.B) {
-		w := openT(b, Config{Dir: b.TempDir(), fs: fs})
+		w := openT(b, Config{Dir: b.TempDir(), FS: fs})
 		base := w.syncs.Load()
 		var (
 			mu   sync.Mutex // protects next
@@ -75,16 +75,16 @@ func (noZeroAheadFS) ZeroAhead() int64 { return 0 }
 // what preallocation buys.
 type noPreallocFS struct{ osFS }
 
-type noPreallocFile struct{ file }
+type noPreallocFile struct{ File }
 
 func (noPreallocFile) Preallocate(int64) error { return nil }
 
-func (fs noPreallocFS) Create(path string) (file, error) {
+func (fs noPreallocFS) Create(path string) (File, error) {
 	f, err := fs.osFS.Create(path)
 	return noPreallocFile{f}, err
 }
 
-func (fs noPreallocFS) OpenWrite(path string) (file, error) {
+func (fs noPreallocFS) OpenWrite(path string) (File, error) {
 	f, err := fs.osFS.OpenWrite(path)
 	return noPreallocFile{f}, err
 }

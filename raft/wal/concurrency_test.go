@@ -12,7 +12,7 @@ import (
 // Saves append, then lets it go: one more fsync must serve all 63.
 func TestGroupCommitSharesFsyncs(t *testing.T) {
 	m := newMemFS()
-	w := openT(t, Config{Dir: memDir, fs: m})
+	w := openT(t, Config{Dir: memDir, FS: m})
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	m.syncHook = func() { once.Do(func() { close(entered); <-release }) }

@@ -26,7 +26,7 @@ type snapshot struct {
 func history(t *testing.T, segmentBytes int64, saves int) (*memFS, []snapshot) {
 	t.Helper()
 	m := newMemFS()
-	w := openT(t, Config{Dir: memDir, fs: m, SegmentBytes: segmentBytes})
+	w := openT(t, Config{Dir: memDir, FS: m, SegmentBytes: segmentBytes})
 	var st State
 	hist := []snapshot{w.snapshot(st)}
 	for i := uint64(1); i <= uint64(saves); i++ {
@@ -69,7 +69,7 @@ func TestKillBetweenWriteAndFsync(t *testing.T) {
 // the middle of the unsynced batch syncs the segment it closes.
 func killBetweenWriteAndFsync(t *testing.T, segBytes int64) {
 	m := newMemFS()
-	w := openT(t, Config{Dir: memDir, fs: m, SegmentBytes: segBytes})
+	w := openT(t, Config{Dir: memDir, FS: m, SegmentBytes: segBytes})
 	hs := raft.HardState{Term: 2, Vote: 1, Commit: 3}
 	saveT(t, w, hs, entries(1, 20, 2))
 	synced := State{HardState: hs, Entries: entries(1, 20, 2)}
@@ -82,12 +82,12 @@ func killBetweenWriteAndFsync(t *testing.T, segBytes int64) {
 	w.mu.Unlock()
 
 	if segBytes == DefaultSegmentBytes {
-		w2 := openT(t, Config{Dir: memDir, fs: m.crash(nil)})
+		w2 := openT(t, Config{Dir: memDir, FS: m.crash(nil)})
 		checkState(t, w2.Recovered(), synced)
 	}
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 1))
-		w2, err := Open(Config{Dir: memDir, fs: m.crash(rng)})
+		w2, err := Open(Config{Dir: memDir, FS: m.crash(rng)})
 		if err != nil {
 			t.Fatalf("seed %d: Open: %v", seed, err)
 		}
@@ -108,7 +108,7 @@ func TestTruncateLastSegmentAtEveryOffset(t *testing.T) {
 		last := hist[len(hist)-1]
 		data, _ := m.ReadFile(last.path)
 		for cut := range len(data) + 1 {
-			w, err := Open(Config{Dir: memDir, fs: withFile(m, last.path, data[:cut])})
+			w, err := Open(Config{Dir: memDir, FS: withFile(m, last.path, data[:cut])})
 			if err != nil {
 				t.Fatalf("segments of %d bytes, cut at %d: Open: %v", segBytes, cut, err)
 			}
@@ -117,7 +117,7 @@ func TestTruncateLastSegmentAtEveryOffset(t *testing.T) {
 			// The WAL goes on from what it recovered.
 			next := entries(uint64(len(want.Entries))+1, uint64(len(want.Entries))+1, 99)
 			saveT(t, w, raft.HardState{}, next)
-			w = reopen(t, w, Config{Dir: memDir, fs: w.fs})
+			w = reopen(t, w, Config{Dir: memDir, FS: w.fs})
 			want.Entries = append(want.Entries, next...)
 			checkState(t, w.Recovered(), want)
 			if t.Failed() {
@@ -149,7 +149,7 @@ func TestFlipBitInLastRecord(t *testing.T) {
 		bad := bytes.Clone(data)
 		bad[bit/8] ^= 1 << (bit % 8)
 		fs := withFile(m, last.path, bad)
-		w := openT(t, Config{Dir: memDir, fs: fs})
+		w := openT(t, Config{Dir: memDir, FS: fs})
 		checkState(t, w.Recovered(), prev.state)
 		closeT(t, w)
 		if got, _ := fs.ReadFile(last.path); !bytes.Equal(got[:prev.size], data[:prev.size]) || !allZero(got[prev.size:]) {
@@ -171,7 +171,7 @@ func TestFlipBitInEarlierSegmentIsCorrupt(t *testing.T) {
 	for bit := range len(data) * 8 {
 		bad := bytes.Clone(data)
 		bad[bit/8] ^= 1 << (bit % 8)
-		if _, err := Open(Config{Dir: memDir, fs: withFile(m, first, bad)}); !errors.Is(err, ErrCorrupt) {
+		if _, err := Open(Config{Dir: memDir, FS: withFile(m, first, bad)}); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("bit %d of the first segment flipped: Open = %v, want ErrCorrupt", bit, err)
 		}
 	}
@@ -183,7 +183,7 @@ func TestFlipBitInEarlierSegmentIsCorrupt(t *testing.T) {
 // nothing that was synced.
 func TestZerosWrittenAheadOfRecords(t *testing.T) {
 	m := newMemFS()
-	cfg := Config{Dir: memDir, fs: m}
+	cfg := Config{Dir: memDir, FS: m}
 	w := openT(t, cfg)
 	var want []raft.Entry
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -210,7 +210,7 @@ func TestZerosWrittenAheadOfRecords(t *testing.T) {
 			}
 			m = m.crash(rng)
 			closeT(t, w)
-			cfg.fs = m
+			cfg.FS = m
 			w = openT(t, cfg)
 			if len(w.Recovered().Entries) > len(want) {
 				want = append(want, unsynced...)

@@ -6,29 +6,34 @@ import (
 	"os"
 )
 
-// fileSystem is the part of the operating system the WAL uses. Tests swap
-// in a double that remembers what was synced and can crash, dropping the
-// rest.
-type fileSystem interface {
+// FS is the part of the operating system the WAL uses (Config.FS). The
+// default is the operating system's; a test swaps in a double that
+// remembers what was synced and can crash, dropping the rest, to check
+// that nothing is acknowledged before it is durable. Paths are the WAL's
+// directory joined with a file name. Its methods may be called from
+// several goroutines at once.
+type FS interface {
 	MkdirAll(dir string) error
 	// ReadDir returns the names of the files in dir.
 	ReadDir(dir string) ([]string, error)
 	ReadFile(path string) ([]byte, error)
 	// Create makes a new, empty file; it fails if the file exists.
-	Create(path string) (file, error)
+	Create(path string) (File, error)
 	// OpenWrite opens an existing file for writing.
-	OpenWrite(path string) (file, error)
+	OpenWrite(path string) (File, error)
 	Remove(path string) error
 	// SyncDir makes the creation and removal of files in dir durable.
 	SyncDir(dir string) error
-	// ZeroAhead is how far past its records the WAL keeps the active
-	// segment written with zeros (see zeroAheadBytes).
+	// ZeroAhead is how far past its records, in bytes, the WAL keeps
+	// the active segment written with zeros (1 MiB at most; the
+	// operating system's: 1 MiB; a double may say 0).
 	ZeroAhead() int64
 }
 
-// file is an open segment.
-type file interface {
+// File is an open segment of an FS.
+type File interface {
 	WriteAt(p []byte, off int64) (int, error)
+	// Sync makes what was written durable.
 	Sync() error
 	Truncate(size int64) error
 	// Preallocate reserves disk space up to size bytes, reading as zeros,
@@ -36,6 +41,10 @@ type file interface {
 	Preallocate(size int64) error
 	Close() error
 }
+
+// OSFS returns the operating system's file system, the default of
+// Config.FS, for a wrapper that changes part of it.
+func OSFS() FS { return osFS{} }
 
 // osFS is the real file system.
 type osFS struct{}
@@ -58,7 +67,7 @@ func (osFS) ReadDir(dir string) ([]string, error) {
 
 func (osFS) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
 
-func (osFS) Create(path string) (file, error) {
+func (osFS) Create(path string) (File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, err // not a file wrapping a nil *os.File
@@ -66,7 +75,7 @@ func (osFS) Create(path string) (file, error) {
 	return osFile{f}, nil
 }
 
-func (osFS) OpenWrite(path string) (file, error) {
+func (osFS) OpenWrite(path string) (File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return nil, err // not a file wrapping a nil *os.File

@@ -35,7 +35,7 @@ func FuzzDecodeRecord(f *testing.F) {
 // the intact first segment when the fuzzer writes the second.
 func fuzzSegments(f *testing.F) (first, second []byte, secondName string) {
 	m := newMemFS()
-	w := openT(f, Config{Dir: memDir, fs: m, SegmentBytes: 120})
+	w := openT(f, Config{Dir: memDir, FS: m, SegmentBytes: 120})
 	saveT(f, w, raft.HardState{Term: 1, Vote: 1}, entries(1, 4, 1))
 	saveT(f, w, raft.HardState{Term: 2, Vote: 2, Commit: 3}, entries(3, 6, 2))
 	if err := w.Compact(2); err != nil {
@@ -75,7 +75,7 @@ func FuzzOpen(f *testing.F) {
 		} else {
 			m.put(firstPath, data)
 		}
-		w, err := Open(Config{Dir: memDir, fs: m, SegmentBytes: 200})
+		w, err := Open(Config{Dir: memDir, FS: m, SegmentBytes: 200})
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Open error %v does not wrap ErrCorrupt", err)
@@ -86,7 +86,7 @@ func FuzzOpen(f *testing.F) {
 		checkRecovered(t, got, input)
 		next := got.Compacted + uint64(len(got.Entries)) + 1
 		saveT(t, w, raft.HardState{Term: 7, Vote: 7, Commit: 7}, entries(next, next, 7))
-		w = reopen(t, w, Config{Dir: memDir, fs: m, SegmentBytes: 200})
+		w = reopen(t, w, Config{Dir: memDir, FS: m, SegmentBytes: 200})
 		want := State{HardState: raft.HardState{Term: 7, Vote: 7, Commit: 7}, Compacted: got.Compacted,
 			Entries: append(got.Entries, entries(next, next, 7)...)}
 		checkState(t, w.Recovered(), want)

@@ -9,7 +9,7 @@ import (
 	"sync"
 )
 
-// memFS is an in-memory fileSystem that remembers what was made durable:
+// memFS is an in-memory FS that remembers what was made durable:
 // file contents at their last Sync, and the directory as of its last
 // SyncDir. crash returns what a machine would find after losing power.
 type memFS struct {
@@ -123,7 +123,7 @@ func (m *memFS) ReadFile(path string) ([]byte, error) {
 	return slices.Clone(f.data), nil
 }
 
-func (m *memFS) Create(path string) (file, error) {
+func (m *memFS) Create(path string) (File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.files[path]; ok {
@@ -134,7 +134,7 @@ func (m *memFS) Create(path string) (file, error) {
 	return &memHandle{fs: m, f: f}, nil
 }
 
-func (m *memFS) OpenWrite(path string) (file, error) {
+func (m *memFS) OpenWrite(path string) (File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f, ok := m.files[path]

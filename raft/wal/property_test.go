@@ -175,7 +175,7 @@ func (s *walMachine) Crash(t *rapid.T) {
 		rng = rand.New(rand.NewPCG(rapid.Uint64().Draw(t, "seed"), 0))
 	}
 	s.fs = s.fs.crash(rng)
-	s.cfg.fs = s.fs
+	s.cfg.FS = s.fs
 	s.open(t)
 }
 
@@ -190,7 +190,7 @@ func (s *walMachine) Reopen(t *rapid.T) {
 func TestWALMatchesModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		s := &walMachine{fs: newMemFS()}
-		s.cfg = Config{Dir: memDir, fs: s.fs, SegmentBytes: rapid.Int64Range(64, 1024).Draw(t, "segment bytes")}
+		s.cfg = Config{Dir: memDir, FS: s.fs, SegmentBytes: rapid.Int64Range(64, 1024).Draw(t, "segment bytes")}
 		s.open(t)
 		t.Repeat(map[string]func(*rapid.T){
 			"Save":    s.Save,

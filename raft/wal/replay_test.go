@@ -32,7 +32,7 @@ func openSegments(segs ...seg) (State, error) {
 	for _, s := range segs {
 		m.put(memDir+"/"+segmentName(s.seq, s.first), slices.Concat(s.recs...))
 	}
-	w, err := Open(Config{Dir: memDir, fs: m})
+	w, err := Open(Config{Dir: memDir, FS: m})
 	if err != nil {
 		return State{}, err
 	}

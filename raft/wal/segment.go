@@ -78,7 +78,7 @@ func parseSegmentName(name string) (seq, first uint64, ok bool) {
 // listSegments returns the segments in dir, sorted by sequence number. A
 // missing sequence number means a segment was lost: ErrCorrupt. Files with
 // other names are ignored.
-func listSegments(fs fileSystem, dir string) ([]segment, error) {
+func listSegments(fs FS, dir string) ([]segment, error) {
 	names, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, err

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/bifrost-go/bifrost/internal/metrics"
 	"github.com/bifrost-go/bifrost/raft"
 )
 
@@ -59,7 +61,9 @@ type Config struct {
 	// Default (nil): discard.
 	Logger *slog.Logger
 
-	fs fileSystem // nil: the operating system; tests inject a double
+	// FS is the file system under the segment files. Default (nil):
+	// the operating system's. Tests inject a double that can crash.
+	FS FS
 }
 
 // State is the durable state of the log.
@@ -74,7 +78,7 @@ type State struct {
 // WAL is a write-ahead log in a directory. It is safe for concurrent use.
 type WAL struct {
 	dir          string
-	fs           fileSystem
+	fs           FS
 	segmentBytes int64
 	log          *slog.Logger
 	recovered    State
@@ -91,7 +95,7 @@ type WAL struct {
 
 	mu sync.Mutex // protects the following
 	// active is the segment appended to: segs[len(segs)-1].
-	active file
+	active File
 	size   int64 // bytes of active, written or buffered
 	// zeroed is how far active is written, records then zeros: appends
 	// below it reuse blocks the file system already holds as data.
@@ -101,14 +105,15 @@ type WAL struct {
 	// position in it tells a writer which sync covers its records.
 	written   uint64
 	segs      []segment // on disk, oldest first
-	retired   []file    // rolled-over segments, synced, for a syncer to close
+	retired   []File    // rolled-over segments, synced, for a syncer to close
 	hs        raft.HardState
 	last      uint64
 	compacted uint64
 	err       error // sticky: after a failed write or sync nothing is trusted
 	closed    bool
 
-	syncs atomic.Int64 // fsyncs of segment files; tests and benchmarks read it
+	syncs    atomic.Int64       // fsyncs of segment files; tests and benchmarks read it
+	syncTime *metrics.Histogram // seconds each of those fsyncs took
 }
 
 // Open opens the WAL in cfg.Dir, creating the directory if needed, and
@@ -133,7 +138,8 @@ func newWAL(cfg Config) (*WAL, error) {
 	if cfg.SegmentBytes < 0 {
 		return nil, fmt.Errorf("%w: negative SegmentBytes %d", ErrBadConfig, cfg.SegmentBytes)
 	}
-	w := &WAL{dir: cfg.Dir, fs: cfg.fs, segmentBytes: cfg.SegmentBytes, log: cfg.Logger}
+	w := &WAL{dir: cfg.Dir, fs: cfg.FS, segmentBytes: cfg.SegmentBytes, log: cfg.Logger,
+		syncTime: metrics.NewHistogram(metrics.LatencyBuckets)}
 	if w.fs == nil {
 		w.fs = osFS{}
 	}
@@ -269,9 +275,31 @@ func (w *WAL) failLocked(err error) error {
 	return w.err
 }
 
-func (w *WAL) syncFile(f file) error {
+func (w *WAL) syncFile(f File) error {
 	w.syncs.Add(1)
-	return f.Sync()
+	start := time.Now()
+	err := f.Sync()
+	w.syncTime.Since(start)
+	return err
+}
+
+// Stats is what a WAL has done since Open.
+type Stats struct {
+	// Syncs counts the fsyncs of segment files.
+	Syncs uint64
+	// BytesAppended counts the bytes of records appended, framing
+	// included.
+	BytesAppended uint64
+	// SyncSeconds is the latency of those fsyncs, in seconds.
+	SyncSeconds metrics.HistogramSnapshot
+}
+
+// Stats returns the WAL's counts so far.
+func (w *WAL) Stats() Stats {
+	w.mu.Lock()
+	written := w.written
+	w.mu.Unlock()
+	return Stats{Syncs: uint64(w.syncs.Load()), BytesAppended: written, SyncSeconds: w.syncTime.Snapshot()}
 }
 
 // removeCompacted deletes, oldest first, the segments that hold only

@@ -273,7 +273,7 @@ func TestMissingSegmentIsCorrupt(t *testing.T) {
 
 func TestStickyErrorAfterFailedSync(t *testing.T) {
 	m := newMemFS()
-	w := openT(t, Config{Dir: "/wal", fs: m})
+	w := openT(t, Config{Dir: "/wal", FS: m})
 	saveT(t, w, raft.HardState{Term: 1}, entries(1, 1, 1))
 	m.syncErr = errors.New("disk on fire")
 	if err := w.Save(raft.HardState{}, entries(2, 2, 1)); err == nil {

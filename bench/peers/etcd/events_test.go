@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -66,38 +67,34 @@ func BenchmarkEvents(b *testing.B) {
 		name  string
 		start func(*testing.B) eventsCluster
 	}{
-		{"etcd", startEtcdEvents},
-		{"bifrost", startBifrostEvents},
+		{"etcd", func(b *testing.B) eventsCluster { return startEtcdEvents(b) }},
+		{"bifrost", func(b *testing.B) eventsCluster { return startBifrostEvents(b, retainRun(b), false) }},
 	} {
-		b.Run(sys.name, func(b *testing.B) { runEvents(b, sys.start(b)) })
+		b.Run(sys.name, func(b *testing.B) { runEvents(b, sys.start(b), eventWriters) })
 	}
 }
 
-func runEvents(b *testing.B, c eventsCluster) {
+// runEvents registers eventWatchers watchers, starts the clock, has
+// writers writers make b.N puts and stops it once every watcher got
+// every put, each checked in order.
+func runEvents(b *testing.B, c eventsCluster, writers int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := c.put(ctx, "warm-up", ""); err != nil {
 		b.Fatalf("warm-up put: %v", err)
 	}
-	ws := make([]eventsWatcher, eventWatchers)
-	errs := make([]error, eventWatchers)
-	var wg sync.WaitGroup
-	for i := range ws {
-		wg.Go(func() { ws[i], errs[i] = c.watch(ctx) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			b.Fatalf("watch: %v", err)
-		}
+	ws, err := openWatchers(ctx, c, eventWatchers)
+	if err != nil {
+		b.Fatalf("watch: %v", err)
 	}
 	b.ResetTimer()
-	wait := checkWatchers(ctx, cancel, ws, b.N)
-	if err := putN(ctx, c, b.N); err != nil {
+	wait := checkWatchers(ctx, cancel, ws, writers, b.N)
+	perr := putN(ctx, c, writers, b.N)
+	if perr != nil {
 		cancel()
-		b.Fatal(err)
 	}
-	if err := wait(); err != nil {
+	// A watcher's failure cancels the puts: its error comes first.
+	if err := errors.Join(wait(), perr); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
@@ -105,13 +102,26 @@ func runEvents(b *testing.B, c eventsCluster) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
 }
 
-// putN puts n values, taken in turn by the writers, each setting its own
-// key to values numbered from 0.
-func putN(ctx context.Context, c eventsCluster, n int) error {
+// openWatchers opens n watchers at once and returns once each is
+// registered.
+func openWatchers(ctx context.Context, c eventsCluster, n int) ([]eventsWatcher, error) {
+	ws := make([]eventsWatcher, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range ws {
+		wg.Go(func() { ws[i], errs[i] = c.watch(ctx) })
+	}
+	wg.Wait()
+	return ws, errors.Join(errs...)
+}
+
+// putN puts n values, taken in turn by writers writers, each setting its
+// own key to values numbered from 0.
+func putN(ctx context.Context, c eventsCluster, writers, n int) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
-	for w := range eventWriters {
+	for w := range writers {
 		wg.Go(func() {
 			for seq := 0; next.Add(1) <= int64(n); seq++ {
 				if err := c.put(ctx, writerKey(w), eventValue(w, seq)); err != nil {
@@ -129,15 +139,16 @@ func putN(ctx context.Context, c eventsCluster, n int) error {
 	return nil
 }
 
-// checkWatchers reads n events from each watcher in a goroutine of its
-// own, checking them; the first failure cancels ctx through cancel. The
-// returned wait blocks until every watcher got its n, or one failed.
-func checkWatchers(ctx context.Context, cancel context.CancelFunc, ws []eventsWatcher, n int) (wait func() error) {
+// checkWatchers reads n events, put by writers writers, from each
+// watcher in a goroutine of its own, checking them; the first failure
+// cancels ctx through cancel. The returned wait blocks until every
+// watcher got its n, or one failed.
+func checkWatchers(ctx context.Context, cancel context.CancelFunc, ws []eventsWatcher, writers, n int) (wait func() error) {
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
 	for i, w := range ws {
 		wg.Go(func() {
-			c := &eventChecker{next: make([]int, eventWriters)}
+			c := &eventChecker{next: make([]int, writers)}
 			for c.got < n {
 				k, v, order, err := w.next(ctx)
 				if err == nil {
@@ -217,30 +228,15 @@ type etcdEvents struct {
 	writer    *clientv3.Client
 }
 
-func startEtcdEvents(b *testing.B) eventsCluster {
+func startEtcdEvents(b *testing.B) *etcdEvents {
 	const members = 3
 	ports := freePorts(b, 2*members)
-	var cluster []string
-	for i := range members {
-		cluster = append(cluster, fmt.Sprintf("e%d=http://127.0.0.1:%d", i, ports[2*i]))
-	}
 	dir := b.TempDir()
 	cfgs := make([]*embed.Config, members)
 	e := &etcdEvents{b: b}
 	for i := range cfgs {
-		cfg := embed.NewConfig()
-		cfg.Name = fmt.Sprintf("e%d", i)
-		cfg.Dir = filepath.Join(dir, cfg.Name)
-		peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i])}
-		client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-		cfg.InitialCluster = strings.Join(cluster, ",")
-		cfg.InitialClusterToken = "bench-events"
-		cfg.ClusterState = embed.ClusterStateFlagNew
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		cfgs[i] = cfg
-		e.endpoints = append(e.endpoints, client.String())
+		cfgs[i] = etcdConfig(i, ports, filepath.Join(dir, strconv.Itoa(i)))
+		e.endpoints = append(e.endpoints, cfgs[i].AdvertiseClientUrls[0].String())
 	}
 	// Members start together: each waits for a quorum to be ready.
 	servers := make([]*embed.Etcd, members)
@@ -278,13 +274,42 @@ func startEtcdEvents(b *testing.B) eventsCluster {
 	return e
 }
 
+// etcdConfig is the config of member i of a cluster of len(ports)/2 on
+// loopback: member j's peer port is ports[2j], its client port
+// ports[2j+1]. Its data is in dir, fsync on; it logs nothing.
+func etcdConfig(i int, ports []int, dir string) *embed.Config {
+	var cluster []string
+	for j := range len(ports) / 2 {
+		peer := etcdURL(ports[2*j])
+		cluster = append(cluster, fmt.Sprintf("e%d=%s", j, peer.String()))
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = fmt.Sprintf("e%d", i)
+	cfg.Dir = dir
+	peer, client := []url.URL{etcdURL(ports[2*i])}, []url.URL{etcdURL(ports[2*i+1])}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = peer, peer
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = client, client
+	cfg.InitialCluster = strings.Join(cluster, ",")
+	cfg.InitialClusterToken = "bench"
+	cfg.ClusterState = embed.ClusterStateFlagNew
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	return cfg
+}
+
+func etcdURL(port int) url.URL {
+	return url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port)}
+}
+
 // client returns a client of every member, closed by b's cleanup.
-func (e *etcdEvents) client() (*clientv3.Client, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: e.endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+func (e *etcdEvents) client() (*clientv3.Client, error) { return etcdClient(e.b, e.endpoints...) }
+
+// etcdClient returns a client of endpoints, closed by b's cleanup.
+func etcdClient(b *testing.B, endpoints ...string) (*clientv3.Client, error) {
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, err
 	}
-	e.b.Cleanup(func() { c.Close() })
+	b.Cleanup(func() { c.Close() })
 	return c, nil
 }
 
@@ -366,14 +391,25 @@ var eventsMap = sm.NewMap[string, string]("m")
 var eventsInserted = eventsMap.Inserted()
 
 // bifrostEvents is a 3-member bifrost cluster on loopback: bifrost.Nodes
-// on WALs in b.TempDir() (fsync on, default config) carrying eventsMap.
+// on WALs in b.TempDir() (fsync on, default config but for the hosts'
+// and lease reads) carrying eventsMap.
 type bifrostEvents struct {
 	b      *testing.B
 	addrs  []string // the leader's first
 	writer *sm.Client
 }
 
-func startBifrostEvents(b *testing.B) eventsCluster {
+// retainRun is a host config whose event window holds the whole run, so
+// that watchers that fall behind catch up, as etcd's do from its
+// uncompacted history.
+func retainRun(b *testing.B) sm.HostConfig {
+	return sm.HostConfig{RetainEvents: max(sm.DefaultRetainEvents, b.N+1024)}
+}
+
+// startBifrostEvents starts the cluster, its members' hosts configured
+// by host and raft's lease reads on if leaseReads, and returns once its
+// leader serves.
+func startBifrostEvents(b *testing.B, host sm.HostConfig, leaseReads bool) *bifrostEvents {
 	peers, lns := map[uint64]string{}, map[uint64]net.Listener{}
 	for id := uint64(1); id <= 3; id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -382,9 +418,6 @@ func startBifrostEvents(b *testing.B) eventsCluster {
 		}
 		peers[id], lns[id] = ln.Addr().String(), ln
 	}
-	// The window holds the whole run, so that watchers that fall behind
-	// catch up, as etcd's do from its uncompacted history.
-	host := sm.HostConfig{RetainEvents: max(sm.DefaultRetainEvents, b.N+1024)}
 	nodes := map[uint64]*bifrost.Node{}
 	b.Cleanup(func() {
 		for _, n := range nodes {
@@ -392,9 +425,9 @@ func startBifrostEvents(b *testing.B) eventsCluster {
 		}
 	})
 	for id := uint64(1); id <= 3; id++ {
-		n, err := bifrost.Start(context.Background(), bifrost.Config{ID: id, Listener: lns[id], Peers: peers,
-			Dir: filepath.Join(b.TempDir(), strconv.FormatUint(id, 10)), Group: "m", Host: host,
-			Machines: []*sm.Machine{eventsMap.Machine()}})
+		cfg := bifrostConfig(id, peers, filepath.Join(b.TempDir(), "n"), host, leaseReads)
+		cfg.Listener = lns[id]
+		n, err := bifrost.Start(context.Background(), cfg)
 		if err != nil {
 			b.Fatalf("start node %d: %v", id, err)
 		}
@@ -402,39 +435,71 @@ func startBifrostEvents(b *testing.B) eventsCluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := nodes[1].Raft().WaitFor(ctx, func(st node.Status) bool { return st.Lead != 0 }); err != nil {
-		b.Fatalf("no leader: %v", err)
+	lead, err := bifrostLeader(ctx, nodes[1])
+	if err != nil {
+		b.Fatal(err)
 	}
-	lead := nodes[1].Raft().Status().Lead
-	if err := nodes[lead].Raft().WaitFor(ctx, func(st node.Status) bool { return st.Role == raft.RoleLeader }); err != nil {
-		b.Fatalf("leader did not take office: %v", err)
+	if err := bifrostTakeOffice(ctx, nodes[lead]); err != nil {
+		b.Fatal(err)
 	}
-	e := &bifrostEvents{b: b, addrs: []string{peers[lead]}}
-	for id := uint64(1); id <= 3; id++ {
-		if id != lead {
-			e.addrs = append(e.addrs, peers[id])
-		}
-	}
-	var err error
+	e := &bifrostEvents{b: b, addrs: leaderFirst(peers, lead)}
 	if e.writer, err = e.client(); err != nil {
 		b.Fatal(err)
 	}
 	return e
 }
 
-// client returns a client of the group on a pool of its own, closed,
-// session and all, by b's cleanup.
-func (e *bifrostEvents) client() (*sm.Client, error) {
+// bifrostConfig is member id's config: eventsMap, the WAL in dir, host,
+// lease reads if leaseReads, the rest bifrost's defaults. The caller
+// sets Listen or Listener.
+func bifrostConfig(id uint64, peers map[uint64]string, dir string, host sm.HostConfig, leaseReads bool) bifrost.Config {
+	return bifrost.Config{ID: id, Peers: peers, Dir: dir, Group: "m", Host: host,
+		Machines: []*sm.Machine{eventsMap.Machine()}, Raft: raft.Config{LeaseReads: leaseReads}}
+}
+
+// bifrostLeader waits until n knows a leader and returns its id.
+func bifrostLeader(ctx context.Context, n *bifrost.Node) (uint64, error) {
+	if err := n.Raft().WaitFor(ctx, func(st node.Status) bool { return st.Lead != 0 }); err != nil {
+		return 0, fmt.Errorf("no leader: %w", err)
+	}
+	return n.Raft().Status().Lead, nil
+}
+
+// bifrostTakeOffice waits until the leader n serves as one.
+func bifrostTakeOffice(ctx context.Context, n *bifrost.Node) error {
+	if err := n.Raft().WaitFor(ctx, func(st node.Status) bool { return st.Role == raft.RoleLeader }); err != nil {
+		return fmt.Errorf("leader did not take office: %w", err)
+	}
+	return nil
+}
+
+// leaderFirst returns the addresses of peers, by id, the leader's first.
+func leaderFirst(peers map[uint64]string, lead uint64) []string {
+	addrs := []string{peers[lead]}
+	for id := uint64(1); id <= uint64(len(peers)); id++ {
+		if id != lead {
+			addrs = append(addrs, peers[id])
+		}
+	}
+	return addrs
+}
+
+// client returns a client of the group, closed by b's cleanup.
+func (e *bifrostEvents) client() (*sm.Client, error) { return bifrostClient(e.b, e.addrs) }
+
+// bifrostClient returns a client of servers, on a pool of its own, that
+// tries them in order; b's cleanup closes it, session and all.
+func bifrostClient(b *testing.B, servers []string) (*sm.Client, error) {
 	pool, err := rpc.NewPool(rpc.ClientConfig{})
 	if err != nil {
 		return nil, err
 	}
-	c, err := sm.NewClient(sm.ClientConfig{Group: "m", Servers: e.addrs, Pool: pool})
+	c, err := sm.NewClient(sm.ClientConfig{Group: "m", Servers: servers, Pool: pool})
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	e.b.Cleanup(func() {
+	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		c.Close(ctx)
