@@ -31,9 +31,9 @@ type HTTPConfig struct {
 	// AllowLeave enables POST /v1/leave, which removes the node from its
 	// group for good: anyone who reaches the API can then do it.
 	AllowLeave bool
-	// Groups are the membership groups whose rings the status page
-	// draws, beside those its address names (/?group=) and those the
-	// API follows already. Default none.
+	// Groups are membership groups whose rings the status page always
+	// draws, beside those its address names (/?group=), or every group
+	// of the cluster if it names none. Default none.
 	Groups []string
 }
 
@@ -51,7 +51,7 @@ type HTTPConfig struct {
 //	GET    /metrics              counters, gauges and latency histograms in the Prometheus text format (metrics.go)
 //	GET    /debug/vars           expvar's command line and memory statistics, and the same metrics, as JSON
 //	GET    /v1/cluster           every raft member's own status, as it answers this node
-//	GET    /v1/rings?group=      the rings of the groups named and of HTTPConfig.Groups, with each server's arcs
+//	GET    /v1/rings?group=      the rings of the groups named (default: all) and of HTTPConfig.Groups, with each server's arcs
 //	GET    /                     the status page: the cluster, its members and rings, drawn and kept current
 //	GET    /v1/watch/{key}       server-sent events of the key's puts and deletes (watch.go)
 //	GET    /v1/watch?prefix=P    the same for every key under P: in log order, each once; Last-Event-ID resumes
@@ -66,8 +66,9 @@ type HTTP struct {
 	// stats are the node's metrics and the API's own (metrics.go).
 	stats *httpMetrics
 
-	mu    sync.Mutex // protects rings
-	rings map[string]*chash.ConsistentHashing
+	mu       sync.Mutex // protects rings and drawings
+	rings    map[string]*chash.ConsistentHashing
+	drawings map[string]ringDrawing // the status page's, by group
 }
 
 // NewHTTP returns the HTTP API of n. Close it before the node.
@@ -85,7 +86,7 @@ func NewHTTP(n *Node, cfg HTTPConfig) (*HTTP, error) {
 		return nil, err
 	}
 	h := &HTTP{node: n, cfg: cfg, mux: http.NewServeMux(), c: c, obs: membership.NewObserver(c),
-		rings: map[string]*chash.ConsistentHashing{}, stats: newHTTPMetrics(n)}
+		rings: map[string]*chash.ConsistentHashing{}, drawings: map[string]ringDrawing{}, stats: newHTTPMetrics(n)}
 	h.mux.HandleFunc("PUT /v1/kv/{key...}", h.put)
 	h.mux.HandleFunc("GET /v1/kv/{key...}", h.get)
 	h.mux.HandleFunc("DELETE /v1/kv/{key...}", h.delete)
@@ -203,21 +204,22 @@ func (h *HTTP) put(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
 	if !cas {
-		if _, _, err := KV.Insert(ctx, h.c, k, value); err != nil {
+		if _, index, err := KV.InsertCommand().DoIndex(ctx, h.c, sm.Pair[string, []byte]{K: k, V: value}); err != nil {
 			failCall(w, err)
-			return
+		} else {
+			reply(w, map[string]any{"key": k, "index": index})
 		}
-		reply(w, map[string]any{"key": k, "index": h.c.Seen()})
 		return
 	}
-	swapped, err := KV.CompareAndSwap(ctx, h.c, k, []byte(old), value)
+	swap := sm.MapSwap[string, []byte]{K: k, Old: []byte(old), New: value}
+	swapped, index, err := KV.SwapCommand().DoIndex(ctx, h.c, swap)
 	switch {
 	case err != nil:
 		failCall(w, err)
 	case !swapped:
 		fail(w, http.StatusConflict, fmt.Errorf("key %q does not hold the value cas names", k))
 	default:
-		reply(w, map[string]any{"key": k, "index": h.c.Seen()})
+		reply(w, map[string]any{"key": k, "index": index})
 	}
 }
 
@@ -259,14 +261,14 @@ func (h *HTTP) delete(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
-	_, had, err := KV.Remove(ctx, h.c, k)
+	old, index, err := KV.RemoveCommand().DoIndex(ctx, h.c, k)
 	switch {
 	case err != nil:
 		failCall(w, err)
-	case !had:
+	case !old.Found:
 		fail(w, http.StatusNotFound, fmt.Errorf("no key %q", k))
 	default:
-		reply(w, map[string]any{"key": k, "index": h.c.Seen()})
+		reply(w, map[string]any{"key": k, "index": index})
 	}
 }
 

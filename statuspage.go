@@ -3,7 +3,9 @@ package bifrost
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math"
 	"net/http"
@@ -57,23 +59,48 @@ type groupRing struct {
 }
 
 // allRings answers GET /v1/rings: the ring of every group in ?group= (which
-// may be repeated), in HTTPConfig.Groups, or already followed here.
-// Membership has no query for its groups, hence the list.
+// may be repeated), or of every group of the cluster if it names none,
+// and of those in HTTPConfig.Groups or already followed here. The page
+// asks every second and the rings rarely change, so the answer has an
+// ETag and a client that names it in If-None-Match gets 304 and no body.
 func (h *HTTP) allRings(w http.ResponseWriter, r *http.Request) {
 	out := []groupRing{}
-	for _, g := range h.ringGroups(r.URL.Query()["group"]) {
+	for _, g := range h.ringGroups(r.Context(), r.URL.Query()["group"]) {
 		out = append(out, h.groupRing(r.Context(), g))
 	}
-	reply(w, map[string]any{"groups": out})
+	body, err := json.Marshal(map[string]any{"groups": out})
+	if err != nil {
+		fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	sum := fnv.New64a()
+	sum.Write(body)
+	etag := fmt.Sprintf(`"%016x"`, sum.Sum64())
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if slices.Contains(r.Header.Values("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(body, '\n'))
 }
 
 // ringGroups returns the groups /v1/rings shows, sorted, without
-// repeats or empty names.
-func (h *HTTP) ringGroups(asked []string) []string {
+// repeats or empty names: those asked for, or all if none, and the
+// configured and followed ones. If the cluster's groups cannot be read,
+// the rest still show.
+func (h *HTTP) ringGroups(ctx context.Context, asked []string) []string {
 	h.mu.Lock()
 	followed := slices.Collect(maps.Keys(h.rings))
 	h.mu.Unlock()
-	gs := slices.Concat(asked, h.cfg.Groups, followed)
+	var all []string
+	if len(asked) == 0 {
+		ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+		defer cancel()
+		all, _ = h.obs.Groups(ctx)
+	}
+	gs := slices.Concat(asked, h.cfg.Groups, followed, all)
 	slices.Sort(gs)
 	gs = slices.Compact(gs)
 	return slices.DeleteFunc(gs, func(g string) bool { return g == "" })
@@ -100,27 +127,66 @@ func (h *HTTP) groupRing(ctx context.Context, group string) groupRing {
 	if err != nil {
 		out.Error = "members: " + err.Error()
 	}
-	out.Servers = ringServers(ring, members)
+	out.Servers = ringServers(h.drawing(group, ring), members)
 	return out
 }
 
-// ringServers joins the members of a group to their arcs in ring, by
-// name, in name order. A server in the ring whose member was not read
-// still shows, with what the ring knows of it.
-func ringServers(ring *chash.Ring, members []membership.Member) []ringServer {
+// drawing returns the arcs of ring, group's, computing them only when
+// the ring changed: a ring of hundreds of servers has tens of thousands
+// of points, and every open page asks every second.
+func (h *HTTP) drawing(group string, ring *chash.Ring) ringDrawing {
+	h.mu.Lock()
+	d, ok := h.drawings[group]
+	h.mu.Unlock()
+	if ok && d.ring == ring {
+		return d
+	}
+	d = drawRing(ring)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.drawings != nil {
+		h.drawings[group] = d
+	}
+	return d
+}
+
+// ringDrawing is what the page draws of a ring: each server's arcs and
+// share.
+type ringDrawing struct {
+	ring    *chash.Ring
+	servers []string // the ring's, sorted
+	share   map[string]float64
+	arcs    map[string][][2]float64
+}
+
+// drawRing returns the drawing of ring, which may be nil (no ring yet).
+func drawRing(ring *chash.Ring) ringDrawing {
+	d := ringDrawing{ring: ring, share: map[string]float64{}, arcs: map[string][][2]float64{}}
+	if ring == nil {
+		return d
+	}
+	d.servers = ring.Servers()
+	for _, name := range d.servers {
+		d.share[name], d.arcs[name] = arcs(ring.Ranges(name))
+	}
+	return d
+}
+
+// ringServers joins the members of a group to their arcs in a ring's
+// drawing, by name, in name order. A server in the ring whose member was
+// not read still shows, with what the ring knows of it.
+func ringServers(d ringDrawing, members []membership.Member) []ringServer {
 	byName := map[string]ringServer{}
 	for _, m := range members {
 		byName[m.Name] = ringServer{Name: m.Name, Addr: m.Addr, Weight: m.Weight, Online: m.Online}
 	}
-	if ring != nil {
-		for _, name := range ring.Servers() {
-			s, ok := byName[name]
-			if !ok {
-				s = ringServer{Name: name, Online: true}
-			}
-			s.Share, s.Arcs = arcs(ring.Ranges(name))
-			byName[name] = s
+	for _, name := range d.servers {
+		s, ok := byName[name]
+		if !ok {
+			s = ringServer{Name: name, Online: true}
 		}
+		s.Share, s.Arcs = d.share[name], d.arcs[name]
+		byName[name] = s
 	}
 	out := make([]ringServer, 0, len(byName))
 	for _, name := range slices.Sorted(maps.Keys(byName)) {

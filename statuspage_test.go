@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -169,6 +170,86 @@ func TestStatusPageRings(t *testing.T) {
 	if g := got.Groups[2]; g.Error != "" || len(g.Servers) != 1 || g.Servers[0].Share != 1 {
 		t.Errorf("other: %+v, want its one server owning everything", g)
 	}
+
+	// Naming none shows every group the cluster has.
+	var every ringsAnswer
+	getJSON(t, h, "/v1/rings", &every)
+	var names []string
+	for _, g := range every.Groups {
+		names = append(names, g.Group)
+	}
+	if !slices.Equal(names, []string{"cache", "other"}) {
+		t.Errorf("groups without ?group=: %v, want the cluster's, cache and other", names)
+	}
+}
+
+// A page that names the rings it has (If-None-Match) gets 304 and no
+// body while they are unchanged, and the new rings once one changes.
+func TestStatusPageRingsRevalidate(t *testing.T) {
+	nodes, _ := startCluster(t, 1)
+	h, err := NewHTTP(nodes[0], HTTPConfig{Groups: []string{"cache"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	joinRing(t, nodes[0], "a", "cache", 1)
+	get := func(etag string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/v1/rings", nil)
+		if etag != "" {
+			r.Header.Set("If-None-Match", etag)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	first := get("")
+	etag := first.Header().Get("ETag")
+	if first.Code != 200 || etag == "" || !strings.Contains(first.Body.String(), `"name":"a"`) {
+		t.Fatalf("first GET: %d, ETag %q, %s", first.Code, etag, first.Body)
+	}
+	if w := get(etag); w.Code != http.StatusNotModified || w.Body.Len() != 0 {
+		t.Fatalf("GET naming its ETag: %d with %d bytes, want 304 and none", w.Code, w.Body.Len())
+	}
+	h.mu.Lock()
+	ring := h.rings["cache"]
+	h.mu.Unlock()
+	changed := make(chan struct{}, 1)
+	defer ring.WatchRing(func(chash.RingChange) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})()
+	joinRing(t, nodes[0], "b", "cache", 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		// Members may show b before the ring this node follows does.
+		w := get(etag)
+		if w.Code == 200 {
+			var got ringsAnswer
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if w.Header().Get("ETag") == etag {
+				t.Fatal("a changed answer kept its ETag")
+			}
+			etag = w.Header().Get("ETag")
+			if s := got.Groups[0].Servers; len(s) == 2 && len(s[1].Arcs) > 0 {
+				if s[0].Share+s[1].Share < 0.999999 || len(s[0].Arcs) == 0 {
+					t.Fatalf("after b joined: %+v, want a and b sharing the ring", s)
+				}
+				return
+			}
+		} else if w.Code != http.StatusNotModified {
+			t.Fatalf("GET: %d %s", w.Code, w.Body)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the ring never showed b")
+		case <-changed:
+		}
+	}
 }
 
 // arcs turns ranges into fractions of the hash space that meet end to
@@ -203,7 +284,7 @@ func TestStatusPageRingServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := ringServers(ring, []membership.Member{
+	got := ringServers(drawRing(ring), []membership.Member{
 		{Name: "a", Addr: "a:1", Online: true, Weight: 1},
 		{Name: "c", Addr: "c:1", Online: false, Weight: 5},
 	})
@@ -222,7 +303,7 @@ func TestStatusPageRingServers(t *testing.T) {
 			t.Errorf("server %d: %+v, want %+v", i, s, want)
 		}
 	}
-	if none := ringServers(nil, nil); none == nil || len(none) != 0 {
+	if none := ringServers(drawRing(nil), nil); none == nil || len(none) != 0 {
 		t.Errorf("no ring, no members: %#v, want an empty list", none)
 	}
 }

@@ -49,8 +49,9 @@ import (
 // the stream starts with the changes after it opens. A malformed id is
 // 400; an id past the log's end is 400 too.
 //
-// Resuming works while the group's event window (HostConfig.RetainEvents
-// changes of the map) still holds the change after the id: otherwise,
+// Resuming works while the group's event window (the last
+// HostConfig.RetainEvents changes of the map, or RetainBytes of them if
+// fewer) still holds the change after the id: otherwise,
 // or if the stream falls that far behind, it ends with
 //
 //	event: compacted

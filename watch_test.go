@@ -564,6 +564,69 @@ func TestWatchCompacted(t *testing.T) {
 	}
 }
 
+// A write's answer names the index it took effect at, even while other
+// writes through the same node commit beside it: the index of its own
+// event, so a watch opened after that index starts past the write.
+func TestWriteAnswersItsOwnIndex(t *testing.T) {
+	ns := startWatchCluster(t, 1, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	url := ns[0].srv.URL
+	write := func(method, k, v string) uint64 {
+		req, err := http.NewRequestWithContext(ctx, method, url+"/v1/kv/"+k, strings.NewReader(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var answer struct{ Index uint64 }
+		if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %v", method, k, resp.StatusCode, err)
+		}
+		return answer.Index
+	}
+	var others sync.WaitGroup
+	stop := make(chan struct{})
+	for g := range 4 {
+		others.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				write("PUT", fmt.Sprint("other", g), fmt.Sprint(i))
+			}
+		})
+	}
+	var want []sm.EventID
+	for i := range 30 {
+		method, v := "PUT", fmt.Sprint(i)
+		if i%3 == 2 {
+			method, v = "DELETE", ""
+		}
+		want = append(want, sm.EventID{Index: write(method, "k", v)})
+	}
+	close(stop)
+	others.Wait()
+	st := openWatch(ctx, t, url+"/v1/watch/k?after=0", "")
+	defer st.close()
+	for i, w := range want {
+		if c, _ := st.next(ctx, t); c.ID.Index != w.Index {
+			t.Fatalf("write %d answered index %d; its event is %v", i, w.Index, c)
+		}
+	}
+	after := openWatch(ctx, t, url+fmt.Sprint("/v1/watch/k?after=", want[len(want)-1].Index), "")
+	defer after.close()
+	write("PUT", "k", "last")
+	if c, _ := after.next(ctx, t); c.Value != "last" {
+		t.Errorf("watch after the last write's index: first %v, want k=last", c)
+	}
+}
+
 // Bad watch requests get a 4xx and no stream.
 func TestWatchRefusesBadRequests(t *testing.T) {
 	ns := startWatchCluster(t, 1, nil)

@@ -1,6 +1,9 @@
 package membership
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/bifrost-go/bifrost/sm"
 )
 
@@ -22,6 +25,7 @@ var (
 	membersQry = sm.NewQuery[list, listing](machineName, "members")
 	leaderQry  = sm.NewQuery[list, listing](machineName, "group_leader")
 	versionQry = sm.NewQuery[struct{}, listing](machineName, "version")
+	groupsQry  = sm.NewQuery[struct{}, []string](machineName, "groups")
 	// onGroup's events are those of one group, or of the cluster for "".
 	onGroup  = sm.NewSubscription[groupKey, Event](machineName, "on_group")
 	onLeader = sm.NewSubscription[groupKey, LeaderChange](machineName, "on_group_leader")
@@ -67,6 +71,11 @@ func Machine() *sm.Machine {
 		st.mu.RLock()
 		defer st.mu.RUnlock()
 		return listing{Version: st.version}, nil
+	})
+	sm.HandleQuery(m, groupsQry, func(*sm.Read, struct{}) ([]string, error) {
+		st.mu.RLock()
+		defer st.mu.RUnlock()
+		return slices.Sorted(maps.Keys(st.groups)), nil
 	})
 	return m
 }

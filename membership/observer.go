@@ -51,6 +51,12 @@ func leaderOf(l listing) *Member {
 	return &l.Members[0]
 }
 
+// Groups returns the names of the cluster's groups, sorted.
+func (o *Observer) Groups(ctx context.Context) ([]string, error) {
+	gs, err := groupsQry.ReadAs(ctx, o.c, o.mode, struct{}{})
+	return gs, fromRemote(err)
+}
+
 // Version returns the membership's version, which every change bumps.
 func (o *Observer) Version(ctx context.Context) (uint64, error) {
 	l, err := versionQry.ReadAs(ctx, o.c, o.mode, struct{}{})

@@ -115,16 +115,31 @@ func (c *Client) Seen() uint64 {
 // (wrapping ErrOutcomeUnknown once the command was sent), ErrSessionExpired,
 // ErrNoFunction, ErrTooLarge, or a *RemoteError from the handler.
 func (c *Command[Req, Resp]) Do(ctx context.Context, cl *Client, req Req) (Resp, error) {
+	resp, _, err := c.DoIndex(ctx, cl, req)
+	return resp, err
+}
+
+// DoIndex is Do, and also returns the log index of the entry that
+// answered: the command took effect at that index or, if an earlier
+// attempt of it was applied and this one found its answer in the
+// session, before it. Events the command caused have ids at or below it,
+// so a stream opened after it starts past them.
+func (c *Command[Req, Resp]) DoIndex(ctx context.Context, cl *Client, req Req) (Resp, uint64, error) {
 	var zero Resp
 	payload, err := c.req.Append(nil, req)
 	if err != nil {
-		return zero, fmt.Errorf("sm: %s: encode request: %w", c, err)
+		return zero, 0, fmt.Errorf("sm: %s: encode request: %w", c, err)
 	}
-	data, err := cl.command(ctx, c.machineID, c.functionID, payload)
+	rep, err := cl.framework(ctx, opCommand, c.machineID, c.functionID, payload)
 	if err != nil {
-		return zero, err
+		return zero, 0, err
 	}
-	return c.resp.Decode(data)
+	data, err := result(rep)
+	if err != nil {
+		return zero, 0, err
+	}
+	resp, err := c.resp.Decode(data)
+	return resp, rep.index, err
 }
 
 // Read runs the query linearizably.
@@ -146,27 +161,23 @@ func (q *Query[Req, Resp]) ReadAs(ctx context.Context, cl *Client, mode ReadMode
 	return q.resp.Decode(data)
 }
 
-// command sends one command until it applies.
-func (c *Client) command(ctx context.Context, machine, fn uint64, payload []byte) ([]byte, error) {
-	return c.framework(ctx, opCommand, machine, fn, payload)
-}
-
 // framework sends one request of op in the client's session until it
 // applies: a command, or a subscription's start or end. A request that
 // finds its session expired and cannot have applied before, as no
 // attempt of it may have reached a log, goes again in a new session.
-func (c *Client) framework(ctx context.Context, op byte, machine, fn uint64, payload []byte) ([]byte, error) {
+// The final answer may still be a failure: result says which.
+func (c *Client) framework(ctx context.Context, op byte, machine, fn uint64, payload []byte) (parsedReply, error) {
 	for attempt := 0; ; attempt++ {
 		session, err := c.ensureSession(ctx)
 		if err != nil {
-			return nil, err
+			return parsedReply{}, err
 		}
 		seq, low := c.begin()
 		r := request{client: session, seq: seq, low: low, machine: machine, fn: fn, payload: payload}
 		rep, uncertain, err := c.callTracked(ctx, c.m.command, r.appendBinary([]byte{op}), false)
 		c.end(session, seq)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			return parsedReply{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
 		if rep.status == stSessionExpired {
 			c.forgetSession(session)
@@ -174,7 +185,7 @@ func (c *Client) framework(ctx context.Context, op byte, machine, fn uint64, pay
 				continue
 			}
 		}
-		return result(rep)
+		return rep, nil
 	}
 }
 

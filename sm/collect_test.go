@@ -6,7 +6,7 @@ import "testing"
 // new leader still applying its predecessor's log) makes its subscriber
 // wait; one that has applied past it and holds none says it is gone.
 func TestCollectWaitsForARegistrationNotAppliedYet(t *testing.T) {
-	s := newSubscriptions(16)
+	s := newSubscriptions(windowLimit{events: 16, bytes: DefaultRetainBytes})
 	subs := []pollSub{{id: 10}}
 	if res, found := s.collect(subs, 8, 9); found || res[0].status != stOK {
 		t.Errorf("registration at 10, applied 9: %+v found=%v, want to wait", res, found)

@@ -90,7 +90,7 @@
 // unsubscribed by the log, on every replica, one session timeout after
 // its last sign of life. A command notifies events with Notify; every
 // replica records those someone subscribed to, in log order, into a
-// window of recent events (HostConfig.RetainEvents). An event's id is
+// window of recent events (HostConfig.RetainEvents and RetainBytes). An event's id is
 // the index of the command that notified it and its place among that
 // command's events.
 //

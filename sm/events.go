@@ -13,7 +13,8 @@ import (
 // registration, in its snapshots too, and a session that expires takes
 // its subscriptions with it. An event a command notifies is recorded by
 // every replica, in the order of the log, if some registration matches
-// it, into a window of the most recent events (HostConfig.RetainEvents).
+// it, into a window of the most recent events (HostConfig.RetainEvents
+// and RetainBytes).
 // Apply never waits for a subscriber: delivery reads the window beside
 // it (server.go), so a slow or dead subscriber falls behind alone, and a
 // new leader resumes a subscriber from the last event id it saw. A
@@ -59,11 +60,20 @@ type subscriptions struct {
 	// id that fell out of it.
 	events []event
 	lost   EventID
-	retain int
+	bytes  int // the events' sizes (eventSize) in all
+	limit  windowLimit
 }
 
-func newSubscriptions(retain int) subscriptions {
-	return subscriptions{byID: map[uint64]*registration{}, byKey: map[subKey]int{}, retain: retain}
+// windowLimit is how much the window keeps: the newest events up to
+// events of them and bytes of their sizes, whichever it reaches first.
+type windowLimit struct{ events, bytes int }
+
+// eventSize is what an event costs the window, near enough: its payload
+// and key, and the fields around them.
+func eventSize(ev event) int { return len(ev.payload) + len(ev.key.param) + 64 }
+
+func newSubscriptions(limit windowLimit) subscriptions {
+	return subscriptions{byID: map[uint64]*registration{}, byKey: map[subKey]int{}, limit: limit}
 }
 
 func (s *subscriptions) add(r *registration) {
@@ -96,21 +106,43 @@ func (s *subscriptions) dropClients(clients []uint64) {
 
 // record keeps ev if anyone listens to its key, or always if its
 // subscription is retained. It reports whether it kept it. The window
-// holds at least retain events and a quarter more at most: the oldest
-// go a quarter at a time, so that trimming costs a copy per quarter
-// window, not per event.
+// keeps the newest events up to its limit, and a quarter more at most:
+// once over, the oldest go until it is back within the limit, so that
+// trimming costs a copy per quarter window, not per event. The newest
+// event always stays, however large. Every replica trims at the same
+// events, so an id is in the window on all of them or on none.
 func (s *subscriptions) record(ev event, retained bool) bool {
 	if !retained && s.byKey[ev.key] == 0 {
 		return false
 	}
 	s.events = append(s.events, ev)
-	if k := len(s.events) - s.retain; k > max(1, s.retain/4) {
-		s.lost = s.events[k-1].id
-		n := copy(s.events, s.events[k:])
-		clear(s.events[n:]) // let the dropped payloads go
-		s.events = s.events[:n]
-	}
+	s.bytes += eventSize(ev)
+	s.trim()
 	return true
+}
+
+// trim drops the oldest events once the window is a quarter over its
+// limit in events or in bytes, down to the limit in both.
+func (s *subscriptions) trim() {
+	lim := s.limit
+	if len(s.events)-lim.events <= max(1, lim.events/4) && s.bytes-lim.bytes <= max(1, lim.bytes/4) {
+		return
+	}
+	k := max(0, len(s.events)-lim.events)
+	for _, ev := range s.events[:k] {
+		s.bytes -= eventSize(ev)
+	}
+	for k < len(s.events)-1 && s.bytes > lim.bytes {
+		s.bytes -= eventSize(s.events[k])
+		k++
+	}
+	if k == 0 {
+		return
+	}
+	s.lost = s.events[k-1].id
+	n := copy(s.events, s.events[k:])
+	clear(s.events[n:]) // let the dropped payloads go
+	s.events = s.events[:n]
 }
 
 // pollSub is one subscription a poll asks about, and the id of the last
@@ -325,8 +357,8 @@ func (s *subscriptions) appendBinary(b []byte) []byte {
 // decodeSubscriptions decodes what appendBinary encoded; withFrom is
 // false for snapshots older than resumes, whose registrations start at
 // their own index.
-func decodeSubscriptions(d *decoder, retain int, withFrom bool) subscriptions {
-	s := newSubscriptions(retain)
+func decodeSubscriptions(d *decoder, limit windowLimit, withFrom bool) subscriptions {
+	s := newSubscriptions(limit)
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		r := &registration{id: d.uvarint(), client: d.uvarint()}
 		r.key = decodeKey(d)
@@ -342,6 +374,7 @@ func decodeSubscriptions(d *decoder, retain int, withFrom bool) subscriptions {
 		e.key = decodeKey(d)
 		e.payload = slices.Clone(d.bytes())
 		s.events = append(s.events, e)
+		s.bytes += eventSize(e)
 	}
 	return s
 }

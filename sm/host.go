@@ -30,14 +30,26 @@ type HostConfig struct {
 	// member): one that falls further behind is told to resync
 	// (ErrCompacted). Default 10000.
 	RetainEvents int
+	// RetainBytes bounds the same window by size: it keeps at most about
+	// this many bytes of events (payloads and keys; a quarter more before
+	// it trims), however few events that is. It keeps a map of large
+	// values from holding RetainEvents of them. The same on every
+	// member. Default 64 MiB.
+	RetainBytes int
 	// Logger receives what the host has to say. Default: discard.
 	Logger *slog.Logger
+}
+
+// window is the event window's limit.
+func (cfg HostConfig) window() windowLimit {
+	return windowLimit{events: cfg.RetainEvents, bytes: cfg.RetainBytes}
 }
 
 // Defaults of HostConfig.
 const (
 	DefaultSessionTimeout = 60 * time.Second
 	DefaultRetainEvents   = 10000
+	DefaultRetainBytes    = 64 << 20
 )
 
 // Host carries the state machines of one raft group: it is the group's
@@ -90,16 +102,17 @@ func NewHost(cfg HostConfig, machines ...*Machine) (*Host, error) {
 	if cfg.SessionTimeout < 0 {
 		return nil, fmt.Errorf("sm: negative session timeout")
 	}
-	if cfg.RetainEvents < 0 {
+	if cfg.RetainEvents < 0 || cfg.RetainBytes < 0 {
 		return nil, fmt.Errorf("sm: negative event retention")
 	}
 	cfg.SessionTimeout = cmp.Or(cfg.SessionTimeout, DefaultSessionTimeout)
 	cfg.RetainEvents = cmp.Or(cfg.RetainEvents, DefaultRetainEvents)
+	cfg.RetainBytes = cmp.Or(cfg.RetainBytes, DefaultRetainBytes)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Host{cfg: cfg, machines: map[uint64]*Machine{}, sessions: newSessions(),
-		subs: newSubscriptions(cfg.RetainEvents), wake: make(chan struct{}), stats: newHostCounters()}
+		subs: newSubscriptions(cfg.window()), wake: make(chan struct{}), stats: newHostCounters()}
 	for _, m := range machines {
 		if m.err != nil {
 			return nil, m.err
@@ -326,7 +339,7 @@ func (h *Host) Restore(meta raft.SnapshotMeta, data []byte) error {
 	if err != nil {
 		return err
 	}
-	subs := decodeSubscriptions(&d, h.cfg.RetainEvents, data[0] != 1)
+	subs := decodeSubscriptions(&d, h.cfg.window(), data[0] != 1)
 	states := map[uint64][]byte{}
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		id := d.uvarint()

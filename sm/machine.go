@@ -194,7 +194,7 @@ func HandleQuery[Req, Resp any](m *Machine, q *Query[Req, Resp], h func(r *Read,
 // notify, whether anyone subscribes or not, so that a subscriber can
 // resume from any event still in the window (OpenAfter), even one it saw
 // through another client or before the group's leader changed. The
-// window (HostConfig.RetainEvents) then holds the most recent events of
+// window (HostConfig.RetainEvents and RetainBytes) then holds the most recent events of
 // s, payloads and all, in memory and in snapshots: retain a subscription
 // whose events are small or few, or size the window for them.
 func Retain[K, E any](m *Machine, s *Subscription[K, E]) {

@@ -165,9 +165,20 @@ func (mp *Map[K, V]) KeyRemoved() *Subscription[K, V] { return mp.keyRemoved }
 // subscriber that saw event X resumes after it with OpenAfter, through
 // any client, even after the leader changed; a change's event id is
 // the same on every replica. The cost is the window's: its last
-// HostConfig.RetainEvents changes, values included, in memory and in
-// snapshots.
+// HostConfig.RetainEvents changes, values included, or RetainBytes of
+// them if fewer, in memory and in snapshots.
 func (mp *Map[K, V]) Changed() *Subscription[struct{}, MapChange[K, V]] { return mp.changed }
+
+// InsertCommand, RemoveCommand and SwapCommand are the commands behind
+// Insert, Remove and CompareAndSwap, for a caller that wants to know the
+// index a change took effect at (Command.DoIndex).
+func (mp *Map[K, V]) InsertCommand() *Command[Pair[K, V], Found[V]] { return mp.insert }
+
+// RemoveCommand: see InsertCommand.
+func (mp *Map[K, V]) RemoveCommand() *Command[K, Found[V]] { return mp.remove }
+
+// SwapCommand: see InsertCommand.
+func (mp *Map[K, V]) SwapCommand() *Command[MapSwap[K, V], bool] { return mp.cas }
 
 // ReadKeyAndOpen reads k and opens a stream of the values inserted at k,
 // at the same index: the first event is the first insert after the

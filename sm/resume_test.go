@@ -152,7 +152,7 @@ func TestDecodeSubscriptionsWithoutFrom(t *testing.T) {
 	b = appendEventID(b, EventID{})
 	b = binary.AppendUvarint(b, 0)
 	d := decoder{b: b}
-	s := decodeSubscriptions(&d, 10, false)
+	s := decodeSubscriptions(&d, windowLimit{events: 10, bytes: DefaultRetainBytes}, false)
 	if err := d.done(); err != nil {
 		t.Fatal(err)
 	}

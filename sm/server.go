@@ -197,14 +197,14 @@ func (s *Server) poll(ctx context.Context, req []byte) ([]byte, error) {
 	}
 }
 
-// propose puts the request in the log, stamped with this leader's clock,
 // proposeEntry puts the entry of op and req in the log, stamped with this
 // leader's clock, and returns the host's answer once it applied here.
 func (s *Server) proposeEntry(ctx context.Context, op byte, req []byte) (uint64, []byte, error) {
 	return s.node.Propose(ctx, appendEntry(nil, op, time.Now().UnixNano(), req))
 }
 
-// and answers with what the host answered when it applied it.
+// propose puts the request in the log and answers with what the host
+// answered when it applied it, and the entry's index.
 func (s *Server) propose(ctx context.Context, op byte, req []byte) []byte {
 	st := s.node.Status()
 	if st.Role != raft.RoleLeader {

@@ -113,7 +113,11 @@ func (s *Subscription[K, E]) open(ctx context.Context, c *Client, key K, p subsc
 		return nil, nil, fmt.Errorf("sm: %s: encode key: %w", s, err)
 	}
 	p.key = k
-	data, err := c.framework(ctx, opSubscribe, s.machineID, s.functionID, p.appendBinary(nil))
+	rep, err := c.framework(ctx, opSubscribe, s.machineID, s.functionID, p.appendBinary(nil))
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := result(rep)
 	if err != nil {
 		return nil, nil, err
 	}
