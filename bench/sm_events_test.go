@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bifrost-go/bifrost"
 	"github.com/bifrost-go/bifrost/raft/node"
 	"github.com/bifrost-go/bifrost/rpc"
 	"github.com/bifrost-go/bifrost/sm"
@@ -40,39 +41,27 @@ func runHostConfig(b *testing.B) sm.HostConfig {
 	return sm.HostConfig{RetainEvents: max(sm.DefaultRetainEvents, b.N+1024)}
 }
 
-// mapGroup is a 3-member loopback group on fsync'd WALs carrying
-// benchMap, served on every member's rpc server.
+// mapGroup is a 3-member group of bifrost Nodes on fsync'd WALs
+// carrying benchMap in group "m".
 type mapGroup struct {
-	members map[uint64]*member
-	lead    *node.Node
-	addrs   []string // the members' rpc addresses, the leader's first
+	nodes []*bifrost.Node // the leader first
+	lead  *node.Node
+	addrs []string // the nodes' rpc addresses, the leader's first
 }
 
 // startMapGroup starts a group whose hosts have cfg.
 func startMapGroup(b *testing.B, cfg sm.HostConfig) *mapGroup {
-	members, lead := startGroup(b, func() node.StateMachine {
-		h, err := sm.NewHost(cfg, benchMap.Machine())
-		if err != nil {
-			b.Fatal(err)
-		}
-		return h
-	}, nil)
-	return serveMapGroup(b, members, lead)
+	return startMapGroupWith(b, func(c *bifrost.Config) { c.Host = cfg })
 }
 
-func serveMapGroup(b *testing.B, members map[uint64]*member, lead *node.Node) *mapGroup {
-	g := &mapGroup{members: members, lead: lead}
-	for _, m := range members {
-		if _, err := sm.Serve(m.server, "m", m.state.(*sm.Host), m.node); err != nil {
-			b.Fatal(err)
-		}
-		if m.node == lead {
-			g.addrs = append([]string{m.addr}, g.addrs...)
-		} else {
-			g.addrs = append(g.addrs, m.addr)
-		}
-	}
-	return g
+// startMapGroupWith starts a map group with each node's config passed
+// through change first.
+func startMapGroupWith(b *testing.B, change func(*bifrost.Config)) *mapGroup {
+	nodes := startNodes(b, func(cfg *bifrost.Config) {
+		cfg.Group, cfg.Machines = "m", []*sm.Machine{benchMap.Machine()}
+		change(cfg)
+	})
+	return &mapGroup{nodes: nodes, lead: nodes[0].Raft(), addrs: addrsOf(nodes)}
 }
 
 // newMapClient returns a client of the group at addrs on a pool of its

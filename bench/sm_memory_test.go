@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bifrost-go/bifrost"
 	"github.com/bifrost-go/bifrost/raft"
 	"github.com/bifrost-go/bifrost/raft/node"
 	"github.com/bifrost-go/bifrost/sm"
@@ -132,8 +132,8 @@ func benchSubscriptionMemory(b *testing.B, subs, clients int) {
 // that the followers hold every registration when the heap is sampled.
 func waitApplied(ctx context.Context, g *mapGroup) error {
 	target := g.lead.Status().Applied
-	for _, m := range g.members {
-		if err := m.node.WaitFor(ctx, func(st node.Status) bool { return st.Applied >= target }); err != nil {
+	for _, n := range g.nodes {
+		if err := n.Raft().WaitFor(ctx, func(st node.Status) bool { return st.Applied >= target }); err != nil {
 			return err
 		}
 	}
@@ -144,37 +144,13 @@ func waitApplied(ctx context.Context, g *mapGroup) error {
 // listeners that count their open connections, by address, and with
 // the log kept short (see BenchmarkSMSubscriptionMemory).
 func startCountedMapGroup(b *testing.B) (*mapGroup, map[string]*connCounter) {
-	voters := []uint64{1, 2, 3}
-	addrs, lns := listenLoopback(b, voters)
 	counters := map[string]*connCounter{}
-	root := b.TempDir()
-	members := map[uint64]*member{}
-	b.Cleanup(func() {
-		for _, m := range members {
-			m.stop(b)
-		}
+	g := startMapGroupWith(b, func(cfg *bifrost.Config) {
+		ln := newConnCounter(cfg.Listener)
+		cfg.Listener, counters[ln.Addr().String()] = ln, ln
+		cfg.SnapshotEntries, cfg.Raft.SnapshotCatchUpEntries = 100, -1
 	})
-	shortLog := func(c *node.Config) {
-		c.SnapshotEntries = 100
-		c.Raft.SnapshotCatchUpEntries = -1
-	}
-	for _, id := range voters {
-		h, err := sm.NewHost(sm.HostConfig{}, benchMap.Machine())
-		if err != nil {
-			b.Fatal(err)
-		}
-		ln := newConnCounter(lns[id])
-		counters[addrs[id]] = ln
-		dir := filepath.Join(root, strconv.Itoa(int(id)))
-		members[id] = startMember(b, id, ln, addrs, voters, dir, h, shortLog)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	lead := members[waitLead(ctx, b, members[1].node)].node
-	if err := lead.WaitFor(ctx, func(st node.Status) bool { return st.Role == raft.RoleLeader }); err != nil {
-		b.Fatal(err)
-	}
-	return serveMapGroup(b, members, lead), counters
+	return g, counters
 }
 
 // subscriberChild is the process holding the subscriptions.

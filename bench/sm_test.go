@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/bifrost-go/bifrost"
 	"github.com/bifrost-go/bifrost/raft/node"
 	"github.com/bifrost-go/bifrost/rpc"
 	"github.com/bifrost-go/bifrost/sm"
@@ -37,6 +38,8 @@ func BenchmarkSMCommand(b *testing.B) {
 	}
 }
 
+// benchRaw stays on hand-wired members: it is the reference, raft
+// without sm, that benchSM's overhead is measured against.
 func benchRaw(b *testing.B, callers int) {
 	members, lead := startGroup(b, func() node.StateMachine { return nopSM{} }, nil)
 	propose := rpc.NewMethod[[]byte, []byte]("raw", "propose")
@@ -74,30 +77,15 @@ func benchRaw(b *testing.B, callers int) {
 }
 
 func benchSM(b *testing.B, callers int) {
-	members, lead := startGroup(b, func() node.StateMachine {
-		h, err := sm.NewHost(sm.HostConfig{}, benchMachine())
-		if err != nil {
-			b.Fatal(err)
-		}
-		return h
-	}, nil)
-	var addrs []string
-	for _, m := range members {
-		if _, err := sm.Serve(m.server, "bench", m.state.(*sm.Host), m.node); err != nil {
-			b.Fatal(err)
-		}
-		if m.node == lead {
-			addrs = append([]string{m.addr}, addrs...)
-		} else {
-			addrs = append(addrs, m.addr)
-		}
-	}
+	nodes := startNodes(b, func(cfg *bifrost.Config) {
+		cfg.Group, cfg.Machines = "bench", []*sm.Machine{benchMachine()}
+	})
 	pool, err := rpc.NewPool(rpc.ClientConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pool.Close()
-	client, err := sm.NewClient(sm.ClientConfig{Group: "bench", Servers: addrs, Pool: pool})
+	client, err := sm.NewClient(sm.ClientConfig{Group: "bench", Servers: addrsOf(nodes), Pool: pool})
 	if err != nil {
 		b.Fatal(err)
 	}

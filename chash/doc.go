@@ -7,10 +7,12 @@
 // Every hash is a 64-bit number, and the ring is a sorted array of 64-bit
 // points read as a circle: the owner of a hash is the owner of the first
 // point at or after it, and a hash above the last point goes round to the
-// first. Each server has many points, at the ring's hash (HashString) of
-// its length-prefixed name and a fixed-width replica number, so its share
-// of the circle is the sum of many small arcs and comes out close to its
-// share of the points. A Ring is a value: NewRing builds it from weights,
+// first. Each server has many points, at the FNV-1a hash of its
+// length-prefixed name and a fixed-width replica number, so its share of
+// the circle is the sum of many small arcs and comes out close to its
+// share of the points. Keys are hashed by HashString, which reads eight
+// bytes at a time: a lookup pays for its key's hash every time, a point's
+// hash is paid once a ring. A Ring is a value: NewRing builds it from weights,
 // it never changes, and any number of goroutines may read it; a change of
 // membership builds a new Ring.
 //

@@ -31,7 +31,7 @@ func ExampleRing_LookupString() {
 	server, _ := r.Lookup(chash.HashString("user:42"))
 	fmt.Println(server)
 	// Output:
-	// user:1 -> c
+	// user:1 -> b
 	// user:2 -> b
 	// user:42 -> c
 	// c

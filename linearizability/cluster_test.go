@@ -2,6 +2,7 @@ package linearizability
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -345,4 +346,16 @@ func (c *cluster) faultsNow() faults {
 	c.nw.mu.Lock()
 	defer c.nw.mu.Unlock()
 	return c.nw.faults
+}
+
+// memberIDs returns the ids of the servers.
+func (c *cluster) memberIDs() []uint64 { return slices.Clone(c.ids) }
+
+// leaderTransfer returns the leader's TransferLeadership, or nil while no
+// server leads.
+func (c *cluster) leaderTransfer() func(context.Context, uint64) error {
+	if lead := c.leader(); lead != nil {
+		return lead.node.TransferLeadership
+	}
+	return nil
 }

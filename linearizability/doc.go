@@ -121,4 +121,6 @@
 // sessions, which dedupe cannot match. TestLinearizableTCPCatchesAcksBeforeSync
 // gives real-TCP members disks whose syncs return before they are done,
 // and crashes them all: an acknowledged write lost must show.
+// TestLinearizableTCPCatchesReadsWithoutReadIndex runs the broken read
+// variant on real TCP under partitions, some asymmetric.
 package linearizability

@@ -297,8 +297,8 @@ func runInBubble(t *testing.T, sc scenario, seed uint64) run {
 	h := &History{}
 	subs, stopSubs := startSubscribers(t, c, h, sc)
 	clients, stopClients := startClients(t, c, h, sc)
-	n := &nemesis{t: t, c: c, h: h, clients: sc.clients,
-		rng: rand.New(rand.NewPCG(seed, 0x6e656d)), until: time.Now().Add(sc.phase)}
+	n := &nemesis{t: t, c: c, h: h, clients: sc.clients, schedule: schedule{target: c,
+		rng: rand.New(rand.NewPCG(seed, 0x6e656d)), until: time.Now().Add(sc.phase)}}
 	if sc.nemesis != nil {
 		sc.nemesis(n)
 	}

@@ -69,13 +69,7 @@ func (l *links) cutOff(client int) {
 
 func (l *links) cutWhere(match func(*pipePair) bool) {
 	l.mu.Lock()
-	var cut []*pipePair
-	for p := range l.open {
-		if match(p) {
-			cut = append(cut, p)
-			delete(l.open, p)
-		}
-	}
+	cut := takeWhere(l.open, match)
 	l.stats.cuts += len(cut)
 	l.mu.Unlock()
 	for _, p := range cut {
@@ -315,4 +309,18 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// takeWhere removes the connections that match picks from open and
+// returns them, for the caller to cut once it let go of the lock that
+// guards open.
+func takeWhere[C comparable](open map[C]struct{}, match func(C) bool) []C {
+	var taken []C
+	for c := range open {
+		if match(c) {
+			taken = append(taken, c)
+			delete(open, c)
+		}
+	}
+	return taken
 }

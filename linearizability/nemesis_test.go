@@ -1,57 +1,18 @@
 package linearizability
 
 import (
-	"context"
-	"math/rand/v2"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 )
 
-// nemesis injects faults into a running cluster until a fake-time
-// deadline. Its randomness comes from the scenario's seed.
+// nemesis injects faults into a running in-process cluster until a
+// fake-time deadline. Its randomness comes from the scenario's seed.
 type nemesis struct {
+	schedule
 	t       *testing.T
 	c       *cluster
 	h       *History
 	clients int
-	rng     *rand.Rand
-	until   time.Time
-
-	transfers, transferErr int // leadership transfers that worked, failed
-}
-
-// active reports whether the fault phase goes on.
-func (n *nemesis) active() bool { return time.Now().Before(n.until) }
-
-// pause lets between lo and hi of fake time pass, but not past the end of
-// the phase.
-func (n *nemesis) pause(lo, hi time.Duration) {
-	d := lo + time.Duration(n.rng.Int64N(int64(hi-lo)+1))
-	time.Sleep(min(d, max(time.Until(n.until), 0)))
-}
-
-// shuffled returns the server ids in random order.
-func (n *nemesis) shuffled() []uint64 {
-	ids := slices.Clone(n.c.ids)
-	n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	return ids
-}
-
-// both runs two nemeses side by side, each with its own random stream.
-func both(a, b func(*nemesis)) func(*nemesis) {
-	return func(n *nemesis) {
-		na, nb := *n, *n
-		na.rng = rand.New(rand.NewPCG(n.rng.Uint64(), 1))
-		nb.rng = rand.New(rand.NewPCG(n.rng.Uint64(), 2))
-		var wg sync.WaitGroup
-		wg.Go(func() { a(&na) })
-		wg.Go(func() { b(&nb) })
-		wg.Wait()
-		n.transfers = na.transfers + nb.transfers
-		n.transferErr = na.transferErr + nb.transferErr
-	}
 }
 
 // onePartition splits the servers into a majority and a minority for the
@@ -131,27 +92,7 @@ func crashRestart(n *nemesis) {
 
 // transferChurn keeps moving leadership: to a random member or to the
 // most up-to-date one.
-func transferChurn(n *nemesis) {
-	for n.active() {
-		n.pause(50*time.Millisecond, 300*time.Millisecond)
-		lead := n.c.leader()
-		if lead == nil {
-			continue
-		}
-		var to uint64
-		if n.rng.IntN(2) == 0 {
-			to = n.c.ids[n.rng.IntN(len(n.c.ids))]
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := lead.node.TransferLeadership(ctx, to)
-		cancel()
-		if err != nil {
-			n.transferErr++
-		} else {
-			n.transfers++
-		}
-	}
-}
+func transferChurn(n *nemesis) { n.transferChurn(50*time.Millisecond, 300*time.Millisecond) }
 
 // isolateLeader keeps cutting the leader off with a minority, which it
 // may still believe it leads while its lease runs, then heals.

@@ -36,16 +36,29 @@ type tcpScenario struct {
 	nemesis         func(*tcpNemesis)
 	phase, settle   time.Duration // of wall-clock time with faults, after healing
 	minAfterHeal    int
+	// readers of the clients only read; a reader's sm.Client stays with
+	// the first member that answers it.
+	readers int
+
+	// The negative controls break one thing each; a run of one reports
+	// what goes wrong as symptoms rather than failing the test.
+	// brokenSync gives the members disks whose syncs return before they
+	// are done. skipReadIndex sends reads as sm.Follower reads, which no
+	// replica confirms with the leader, and records them as linearizable.
+	brokenSync, skipReadIndex bool
 }
+
+// negative reports whether sc is a negative control.
+func (sc tcpScenario) negative() bool { return sc.brokenSync || sc.skipReadIndex }
 
 func tcpScenarios() []tcpScenario {
 	return []tcpScenario{
 		{name: "tcp_partitions_transfers", members: 5, clients: 5, keys: 3, snapshotEntries: 100,
-			nemesis: tcpBoth(tcpPartitions, tcpTransfers), phase: 3 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 20},
+			nemesis: both(tcpPartitions, tcpTransfers), phase: 3 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 20},
 		{name: "tcp_crashes_snapshots", members: 3, clients: 5, keys: 3, snapshotEntries: 20,
-			nemesis: tcpBoth(tcpCrashes, tcpTransfers), phase: 3 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 20},
+			nemesis: both(tcpCrashes, tcpTransfers), phase: 3 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 20},
 		{name: "tcp_membership", members: 3, clients: 5, keys: 3, snapshotEntries: 30,
-			nemesis: tcpBoth(tcpMembership, tcpPartitions), phase: 3 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 20},
+			nemesis: both(tcpMembership, tcpPartitions), phase: 3 * time.Second, settle: 1500 * time.Millisecond, minAfterHeal: 20},
 	}
 }
 
@@ -80,7 +93,7 @@ func runTCPAndCheck(t *testing.T, sc tcpScenario, seed uint64) {
 		}
 	}()
 	start := time.Now()
-	r := runTCP(t, sc, seed, false)
+	r := runTCP(t, sc, seed)
 	t.Logf("seed %d: %d operations (%d completed, %d after the heal), %d crashes (losing %d bytes written but not synced), "+
 		"%d clean stops, %d restarts, %d leadership transfers (%d failed), %d membership changes, "+
 		"%d members with a snapshot at the end, %d connections cut, %d dials refused, %d events on the subscribers' streams, %v",
@@ -121,16 +134,15 @@ type tcpRun struct {
 	symptoms                                   []string // with brokenSync, what went wrong
 }
 
-// runTCP runs sc once with seed. With brokenSync the members' disks
-// acknowledge a sync before it is done (negative control), and what
-// goes wrong is returned as symptoms rather than failing t.
-func runTCP(t *testing.T, sc tcpScenario, seed uint64, brokenSync bool) tcpRun {
+// runTCP runs sc once with seed. For a negative control, what goes
+// wrong is returned as symptoms rather than failing t.
+func runTCP(t *testing.T, sc tcpScenario, seed uint64) tcpRun {
 	var out tcpRun
 	errorf := t.Errorf
-	if brokenSync {
+	if sc.negative() {
 		errorf = func(format string, args ...any) { out.symptoms = append(out.symptoms, fmt.Sprintf(format, args...)) }
 	}
-	c := newTCPCluster(t, sc, seed, brokenSync, errorf)
+	c := newTCPCluster(t, sc, seed, errorf)
 	defer c.closeAll()
 	if _, err := c.waitLeader(10 * time.Second); err != nil {
 		t.Fatal(err)
@@ -138,7 +150,8 @@ func runTCP(t *testing.T, sc tcpScenario, seed uint64, brokenSync bool) tcpRun {
 	h := &History{}
 	subs, stopSubs := c.startSubscribers(h, sc)
 	stopClients := c.startClients(h, sc)
-	n := &tcpNemesis{c: c, rng: rand.New(rand.NewPCG(seed, 0x6e656d)), until: time.Now().Add(sc.phase)}
+	n := &tcpNemesis{c: c, schedule: schedule{target: c,
+		rng: rand.New(rand.NewPCG(seed, 0x6e656d)), until: time.Now().Add(sc.phase)}}
 	if sc.nemesis != nil {
 		sc.nemesis(n)
 	}
@@ -193,8 +206,8 @@ type tcpCluster struct {
 // joinerID is the member that tcpMembership adds.
 const joinerID = 100
 
-func newTCPCluster(t *testing.T, sc tcpScenario, seed uint64, brokenSync bool, errorf func(string, ...any)) *tcpCluster {
-	c := &tcpCluster{t: t, errorf: errorf, brokenSync: brokenSync, sc: sc, seed: seed, tn: newTCPNet(seed), dir: t.TempDir(), addrs: map[uint64]string{},
+func newTCPCluster(t *testing.T, sc tcpScenario, seed uint64, errorf func(string, ...any)) *tcpCluster {
+	c := &tcpCluster{t: t, errorf: errorf, brokenSync: sc.brokenSync, sc: sc, seed: seed, tn: newTCPNet(seed), dir: t.TempDir(), addrs: map[uint64]string{},
 		nodes: map[uint64]*bifrost.Node{}, fs: map[uint64]*crashFS{}, starts: map[uint64]int{}}
 	lns := map[uint64]net.Listener{}
 	ids := []uint64{joinerID}
@@ -208,7 +221,7 @@ func newTCPCluster(t *testing.T, sc tcpScenario, seed uint64, brokenSync bool, e
 		}
 		lns[id], c.addrs[id] = ln, ln.Addr().String()
 		c.tn.name(id, c.addrs[id])
-		c.fs[id] = newCrashFS(brokenSync)
+		c.fs[id] = newCrashFS(sc.brokenSync)
 	}
 	lns[joinerID].Close()
 	peers := maps.Clone(c.addrs)
@@ -507,7 +520,12 @@ func (c *tcpCluster) startClients(h *History, sc tcpScenario) func() {
 		}
 		rng := rand.New(rand.NewPCG(c.seed, uint64(i)+0xc11e))
 		w := &workload{client: i, keys: sc.keys, seen: map[string]Output{}, intn: rng.IntN}
-		wg.Go(func() { runTCPClient(ctx, cl, h, i, w) })
+		reader := i < sc.readers
+		mode := sm.Linearizable
+		if sc.skipReadIndex {
+			mode = sm.Follower
+		}
+		wg.Go(func() { runTCPClient(ctx, cl, h, i, w, reader, mode) })
 		closers = append(closers, func() {
 			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer ccancel()
@@ -527,13 +545,14 @@ func (c *tcpCluster) startClients(h *History, sc tcpScenario) func() {
 // runTCPClient runs w's operations through cl until ctx ends. An
 // operation that fails in any way (a timeout, a broken connection, a
 // session the host forgot) is left pending: it may or may not have
-// happened.
-func runTCPClient(ctx context.Context, cl *sm.Client, h *History, idx int, w *workload) {
+// happened. A reader only reads. Reads go in mode, which the history
+// records as linearizable whatever it is.
+func runTCPClient(ctx context.Context, cl *sm.Client, h *History, idx int, w *workload, reader bool, mode sm.ReadMode) {
 	for ctx.Err() == nil {
-		in := w.next(false)
+		in := w.next(reader)
 		id := h.Invoke(idx, in)
 		octx, cancel := context.WithTimeout(ctx, tcpOpTimeout)
-		out, err := perform(octx, cl, sm.Linearizable, in)
+		out, err := perform(octx, cl, mode, in)
 		cancel()
 		if err == nil {
 			h.Return(id, out)
@@ -576,17 +595,36 @@ func (c *tcpCluster) startSubscribers(h *History, sc tcpScenario) ([]*subscriber
 // again. The checker must reject the history, or a stream, of one of a
 // fixed few seeds: an acknowledged write lost shows.
 func TestLinearizableTCPCatchesAcksBeforeSync(t *testing.T) {
+	sc := tcpScenario{name: "acks_before_sync", members: 3, clients: 5, keys: 2, brokenSync: true,
+		nemesis: tcpCrashAll, phase: 2 * time.Second, settle: time.Second, minAfterHeal: 1}
+	expectCaughtTCP(t, "TestLinearizableTCPCatchesAcksBeforeSync", sc)
+}
+
+// TestLinearizableTCPCatchesReadsWithoutReadIndex is the broken variant
+// on real TCP: reads skip the read index (sent as sm.Follower reads,
+// recorded as linearizable) while partitions, some asymmetric, cut
+// members off. Two of the clients only read, so they stay with the
+// member they first reached even when it falls behind. The checker must
+// reject the history of one of a fixed few seeds.
+func TestLinearizableTCPCatchesReadsWithoutReadIndex(t *testing.T) {
+	sc := tcpScenario{name: "reads_without_read_index", members: 5, clients: 5, readers: 2, keys: 2, skipReadIndex: true,
+		nemesis: tcpPartitions, phase: 2 * time.Second, settle: 500 * time.Millisecond, minAfterHeal: 1}
+	expectCaughtTCP(t, "TestLinearizableTCPCatchesReadsWithoutReadIndex", sc)
+}
+
+// expectCaughtTCP runs the negative control sc for a fixed few seeds
+// and fails t unless the checker rejects the history, or a stream, of
+// one of them.
+func expectCaughtTCP(t *testing.T, test string, sc tcpScenario) {
 	if testing.Short() {
 		t.Skip("real TCP runs take seconds each")
 	}
-	sc := tcpScenario{name: "acks_before_sync", members: 3, clients: 5, keys: 2,
-		nemesis: tcpCrashAll, phase: 2 * time.Second, settle: time.Second, minAfterHeal: 1}
 	first := uint64(1)
 	if *seedFlag != 0 {
 		first = *seedFlag
 	}
 	for seed := first; seed < first+3; seed++ {
-		r := runTCP(t, sc, seed, true)
+		r := runTCP(t, sc, seed)
 		var caught []string
 		for _, s := range r.streams {
 			for _, err := range checkStream(r.ops, s) {
@@ -603,6 +641,15 @@ func TestLinearizableTCPCatchesAcksBeforeSync(t *testing.T) {
 			return
 		}
 	}
-	t.Errorf("the checker accepted every history on disks that acknowledge syncs early (seeds %d to %d)\n"+
-		"replay: go test ./linearizability -run '^TestLinearizableTCPCatchesAcksBeforeSync$' -seed %d -v", first, first+2, first)
+	t.Errorf("the checker accepted every history of %s (seeds %d to %d): it does not bite\n"+
+		"replay: go test ./linearizability -run '^%s$' -seed %d -v", sc.name, first, first+2, test, first)
+}
+
+// leaderTransfer returns the leader's TransferLeadership, or nil while no
+// member leads.
+func (c *tcpCluster) leaderTransfer() func(context.Context, uint64) error {
+	if _, lead := c.leader(); lead != nil {
+		return lead.Raft().TransferLeadership
+	}
+	return nil
 }

@@ -3,54 +3,15 @@ package linearizability
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 )
 
 // tcpNemesis injects faults into a tcpCluster until a wall-clock
 // deadline, drawing them from the scenario's seed.
 type tcpNemesis struct {
-	c     *tcpCluster
-	rng   *rand.Rand
-	until time.Time
-
-	transfers, transferErr int
-}
-
-func (n *tcpNemesis) active() bool { return time.Now().Before(n.until) }
-
-// pause waits between lo and hi, but not past the end of the phase: the
-// schedule of the faults, not a wait for something to happen.
-func (n *tcpNemesis) pause(lo, hi time.Duration) {
-	d := lo + time.Duration(n.rng.Int64N(int64(hi-lo)+1))
-	if d = min(d, time.Until(n.until)); d > 0 {
-		t := time.NewTimer(d)
-		<-t.C
-	}
-}
-
-func (n *tcpNemesis) shuffled() []uint64 {
-	ids := n.c.memberIDs()
-	n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	return ids
-}
-
-// tcpBoth runs two nemeses side by side, each with its own random
-// stream.
-func tcpBoth(a, b func(*tcpNemesis)) func(*tcpNemesis) {
-	return func(n *tcpNemesis) {
-		na, nb := *n, *n
-		na.rng = rand.New(rand.NewPCG(n.rng.Uint64(), 1))
-		nb.rng = rand.New(rand.NewPCG(n.rng.Uint64(), 2))
-		var wg sync.WaitGroup
-		wg.Go(func() { a(&na) })
-		wg.Go(func() { b(&nb) })
-		wg.Wait()
-		n.transfers = na.transfers + nb.transfers
-		n.transferErr = na.transferErr + nb.transferErr
-	}
+	schedule
+	c *tcpCluster
 }
 
 // tcpPartitions keeps cutting the members apart: into two groups, or
@@ -87,27 +48,7 @@ func tcpPartitions(n *tcpNemesis) {
 
 // tcpTransfers keeps moving leadership, to a random member or to the
 // most up-to-date one.
-func tcpTransfers(n *tcpNemesis) {
-	for n.active() {
-		n.pause(100*time.Millisecond, 400*time.Millisecond)
-		_, lead := n.c.leader()
-		if lead == nil {
-			continue
-		}
-		var to uint64
-		if ids := n.c.memberIDs(); n.rng.IntN(2) == 0 {
-			to = ids[n.rng.IntN(len(ids))]
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := lead.Raft().TransferLeadership(ctx, to)
-		cancel()
-		if err != nil {
-			n.transferErr++
-		} else {
-			n.transfers++
-		}
-	}
-}
+func tcpTransfers(n *tcpNemesis) { n.transferChurn(100*time.Millisecond, 400*time.Millisecond) }
 
 // tcpCrashes stops members and starts them again from their Dirs: one
 // at a time, cleanly or losing what they had not synced, and now and

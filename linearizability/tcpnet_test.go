@@ -86,13 +86,7 @@ func (tn *tcpNet) setDown(id uint64, down bool) {
 
 func (tn *tcpNet) cutWhere(match func(*tcpConn) bool) {
 	tn.mu.Lock()
-	var cut []*tcpConn
-	for c := range tn.conns {
-		if match(c) {
-			cut = append(cut, c)
-			delete(tn.conns, c)
-		}
-	}
+	cut := takeWhere(tn.conns, match)
 	tn.cuts += len(cut)
 	tn.mu.Unlock()
 	for _, c := range cut {

@@ -27,6 +27,10 @@ const testGroup = "g"
 // nothing touches the network or the disk, so the whole cluster runs in a
 // synctest bubble. Otherwise members listen on loopback TCP and keep
 // their logs in WALs.
+//
+// Hand-wired, not bifrost.Nodes: package membership cannot import
+// bifrost, and its tests need internals no Node gives (in-process routes
+// for synctest, Service.detecting, MemberHandle.silent).
 type cluster struct {
 	t     testing.TB
 	cfg   Config // timings; Group, Servers and Pool are filled in

@@ -53,6 +53,10 @@ func (emptyState) Restore([]byte) error      { return nil }
 
 // member is one member of a test group: rpc server, raft node on a WAL,
 // and the sm host served on both.
+//
+// Hand-wired, not a bifrost.Node: package sm cannot import bifrost, and
+// the tests on it read the host's internals (subscriptionCount, retained,
+// logTime).
 type member struct {
 	id        uint64
 	server    *rpc.Server

@@ -20,7 +20,9 @@ type discardSM struct{}
 
 func (discardSM) Apply(raft.Entry) []byte { return nil }
 
-// bifrostMember is one member of the benchmark cluster.
+// bifrostMember is one member of the benchmark cluster, wired by hand
+// rather than a bifrost.Node: the peers compared are raft libraries, so it
+// measures our raft alone, without the sm host and membership of a Node.
 type bifrostMember struct {
 	srv       *rpc.Server
 	pool, ctl *rpc.Pool
