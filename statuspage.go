@@ -131,7 +131,7 @@ func (h *HTTP) groupRing(ctx context.Context, group string) groupRing {
 	return out
 }
 
-// drawing returns the arcs of ring, group's, computing them only when
+// drawing returns the drawing of group's ring, computed again only when
 // the ring changed: a ring of hundreds of servers has tens of thousands
 // of points, and every open page asks every second.
 func (h *HTTP) drawing(group string, ring *chash.Ring) ringDrawing {
@@ -150,24 +150,25 @@ func (h *HTTP) drawing(group string, ring *chash.Ring) ringDrawing {
 	return d
 }
 
-// ringDrawing is what the page draws of a ring: each server's arcs and
-// share.
+// ringDrawing is what the page draws of a ring: each server's share and
+// arcs, by name.
 type ringDrawing struct {
 	ring    *chash.Ring
 	servers []string // the ring's, sorted
-	share   map[string]float64
-	arcs    map[string][][2]float64
+	drawn   map[string]ringServer
 }
 
 // drawRing returns the drawing of ring, which may be nil (no ring yet).
 func drawRing(ring *chash.Ring) ringDrawing {
-	d := ringDrawing{ring: ring, share: map[string]float64{}, arcs: map[string][][2]float64{}}
+	d := ringDrawing{ring: ring, drawn: map[string]ringServer{}}
 	if ring == nil {
 		return d
 	}
 	d.servers = ring.Servers()
 	for _, name := range d.servers {
-		d.share[name], d.arcs[name] = arcs(ring.Ranges(name))
+		var s ringServer
+		s.Share, s.Arcs = arcs(ring.Ranges(name))
+		d.drawn[name] = s
 	}
 	return d
 }
@@ -185,7 +186,7 @@ func ringServers(d ringDrawing, members []membership.Member) []ringServer {
 		if !ok {
 			s = ringServer{Name: name, Online: true}
 		}
-		s.Share, s.Arcs = d.share[name], d.arcs[name]
+		s.Share, s.Arcs = d.drawn[name].Share, d.drawn[name].Arcs
 		byName[name] = s
 	}
 	out := make([]ringServer, 0, len(byName))

@@ -113,15 +113,23 @@ type ringsAnswer struct {
 	}
 }
 
-// /v1/rings shows the groups asked for and configured, each server with
-// its weight and its arcs, which cover the hash space once between them.
-func TestStatusPageRings(t *testing.T) {
+// startRingAPI starts a one-node cluster and its API, configured to draw
+// group "cache".
+func startRingAPI(t *testing.T) ([]*Node, *HTTP) {
+	t.Helper()
 	nodes, _ := startCluster(t, 1)
 	h, err := NewHTTP(nodes[0], HTTPConfig{Groups: []string{"cache"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
+	return nodes, h
+}
+
+// /v1/rings shows the groups asked for and configured, each server with
+// its weight and its arcs, which cover the hash space once between them.
+func TestStatusPageRings(t *testing.T) {
+	nodes, h := startRingAPI(t)
 	joinRing(t, nodes[0], "a", "cache", 1)
 	joinRing(t, nodes[0], "b", "cache", 3)
 	joinRing(t, nodes[0], "c", "other", 1)
@@ -186,12 +194,7 @@ func TestStatusPageRings(t *testing.T) {
 // A page that names the rings it has (If-None-Match) gets 304 and no
 // body while they are unchanged, and the new rings once one changes.
 func TestStatusPageRingsRevalidate(t *testing.T) {
-	nodes, _ := startCluster(t, 1)
-	h, err := NewHTTP(nodes[0], HTTPConfig{Groups: []string{"cache"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
+	nodes, h := startRingAPI(t)
 	joinRing(t, nodes[0], "a", "cache", 1)
 	get := func(etag string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("GET", "/v1/rings", nil)
