@@ -24,13 +24,16 @@
 // point after its call or, in effect, never; a read that never returned
 // is left out, as it changed nothing.
 //
-// Three subscribers follow the Value's changes, the Number's and those of
-// the Map key k0, each opening its stream with ReadAndOpen, which
-// answers the state at the index the stream starts after; the key's
-// subscriber opens the stream of its removals (KeyRemoved) first and
-// merges it with that of its inserts (KeyInserted) by event id, the log
-// order. Once the cluster healed and a linearizable read found each
-// object's final state, each stream must be (checkStream):
+// Four subscribers follow the Value's changes, the Number's, those of
+// the Map key k0 and those of every Map key, each opening its stream
+// with ReadAndOpen, which answers the state at the index the stream
+// starts after; the key's subscriber opens the stream of its removals
+// (KeyRemoved) first and merges it with that of its inserts
+// (KeyInserted) by event id, the log order, and the every-key
+// subscriber's stream (Map.ReadAllAndOpen) is split into one stream per
+// key, each starting from that key's state in the whole-map read. Once
+// the cluster healed and a linearizable read found each object's final
+// state, each stream must be (checkStream):
 //
 //   - a chain from the state ReadAndOpen answered to the final state,
 //     each event's old state the previous event's new one: no event

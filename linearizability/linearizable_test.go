@@ -147,7 +147,7 @@ func runAndCheck(t *testing.T, sc scenario, seed uint64) {
 	ops := run.ops
 	for _, s := range run.streams {
 		for _, err := range checkStream(run.ops, s) {
-			t.Errorf("seed %d: the stream of the %s's subscriber: %v", seed, s.key, err)
+			t.Errorf("seed %d: %v: %v", seed, s, err)
 		}
 		ops = withStream(ops, s)
 	}
@@ -344,13 +344,14 @@ func startClients(t *testing.T, c *cluster, h *History, sc scenario) ([]*client,
 }
 
 // startSubscribers starts subscribers to the changes of the Value, of
-// the Number and of the Map key k0, which run until the returned function stops them, waits
-// for them and closes them.
+// the Number, of the Map key k0 and of every key of the Map, which run
+// until the returned function stops them, waits for them and closes
+// them.
 func startSubscribers(t *testing.T, c *cluster, h *History, sc scenario) ([]*subscriber, func()) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var subs []*subscriber
 	var wg sync.WaitGroup
-	for i, key := range []string{valueKey, numberKey, "k0"} {
+	for i, key := range subscribed {
 		idx := sc.clients + i
 		links := &clientLinks{l: c.links, client: idx}
 		cfg := sm.ClientConfig{Group: group, Servers: c.serversFrom(idx), MaxBackoff: maxBackoff}
@@ -374,7 +375,11 @@ func startSubscribers(t *testing.T, c *cluster, h *History, sc scenario) ([]*sub
 	}
 }
 
-// catchUp lets every subscriber catch up with its object's final state,
+// subscribed are the objects the runners' subscribers follow, one
+// subscriber each.
+var subscribed = []string{valueKey, numberKey, "k0", everyKey}
+
+// catchUp lets every subscriber catch up with its objects' final state,
 // on the healed cluster, and returns their streams.
 func catchUp(fail func(...any), subs []*subscriber) []stream {
 	var out []stream
@@ -384,11 +389,7 @@ func catchUp(fail func(...any), subs []*subscriber) []stream {
 			fail(err)
 			continue
 		}
-		_, start, events, _ := s.now()
-		s.mu.Lock()
-		call, ret := s.call, s.ret
-		s.mu.Unlock()
-		out = append(out, stream{key: s.key, start: start, call: call, ret: ret, events: events, final: final})
+		out = append(out, s.streams(final)...)
 	}
 	return out
 }

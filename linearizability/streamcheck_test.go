@@ -3,6 +3,7 @@ package linearizability
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -10,13 +11,23 @@ import (
 // from, as the ReadAndOpen that opened it answered, that call's logical
 // call and return times, the events, and the state a linearizable read
 // found once the cluster had healed and the clients had stopped, which
-// the stream reached.
+// the stream reached. A stream of every key of the Map is split into
+// one per key (splitByKey).
 type stream struct {
 	key       string
+	split     bool // one key's part of the stream of every key
 	start     Output
 	call, ret int64
 	events    []change
 	final     Output
+}
+
+// String names the stream for failures.
+func (s stream) String() string {
+	if s.split {
+		return fmt.Sprintf("the stream of every key, for %s", s.key)
+	}
+	return fmt.Sprintf("the stream of the %s's subscriber", s.key)
 }
 
 // checkStream checks a subscriber's stream against the history of its
@@ -302,6 +313,7 @@ func TestLinearizableStreamCheckBites(t *testing.T) {
 			}
 		})
 	}
+	everyKeyBites(t)
 	number := []Operation{
 		{Input: Input{Kind: OpNumberAdd, Key: numberKey, N: 2}, Call: 10, Return: 11, Output: Output{N: 2}},
 		{Client: 1, Input: Input{Kind: OpNumberAdd, Key: numberKey, N: 2}, Call: 12, Pending: true},
@@ -321,6 +333,59 @@ func TestLinearizableStreamCheckBites(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			errs := checkStream(number, tt.s)
+			if ok := len(errs) == 0; ok != tt.ok {
+				t.Errorf("check passes: %t, want %t; errors %v", ok, tt.ok, errs)
+			}
+		})
+	}
+}
+
+// everyKeyBites checks the split of the stream of every key: k1 holds
+// z when the stream opens, k0 is absent; the events interleave the two
+// keys. Every event must land in its key's stream, changing the state
+// its key was in, or the split streams fail the check.
+func everyKeyBites(t *testing.T) {
+	held := func(v string) Output { return Output{Value: v, Found: true} }
+	ins := func(client int, k, v string, call, ret int64, old Output) Operation {
+		return Operation{Client: client, Input: Input{Kind: OpMapInsert, Key: k, Value: v}, Call: call, Return: ret, Output: old}
+	}
+	ops := []Operation{
+		ins(3, "k1", "z", 1, 2, Output{}),
+		ins(0, "k0", "a", 10, 12, Output{}),
+		ins(1, "k1", "b", 13, 15, held("z")),
+		{Client: 2, Input: Input{Kind: OpMapRemove, Key: "k0"}, Call: 16, Return: 18, Output: held("a")},
+		ins(0, "k1", "c", 19, 21, held("b")),
+	}
+	inserted := func(k, v string, at int64) change { return change{key: k, new: held(v), at: at} }
+	removed := func(k, v string, at int64) change { return change{key: k, old: held(v), removed: true, at: at} }
+	start := map[string]Output{"k1": held("z")}
+	final := map[string]Output{"k0": {}, "k1": held("c")}
+	right := func() []change {
+		return []change{inserted("k0", "a", 12), inserted("k1", "b", 15), removed("k0", "a", 18), inserted("k1", "c", 21)}
+	}
+	dropped := slices.Delete(right(), 1, 2)
+	duplicated := slices.Insert(right(), 1, inserted("k0", "a", 13))
+	moved := right()
+	moved[2].key = "k1"
+	for _, tt := range []struct {
+		name   string
+		events []change
+		ok     bool
+	}{
+		{"every key: each change once, on its key", right(), true},
+		{"every key: an insert dropped", dropped, false},
+		{"every key: an insert duplicated", duplicated, false},
+		{"every key: a removal on another key", moved, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var errs []error
+			streams := splitByKey(start, 3, 4, tt.events, final)
+			for _, s := range streams {
+				errs = append(errs, checkStream(ops, s)...)
+			}
+			if len(streams) != 2 {
+				t.Errorf("split into %d streams, want one per key, k0 and k1", len(streams))
+			}
 			if ok := len(errs) == 0; ok != tt.ok {
 				t.Errorf("check passes: %t, want %t; errors %v", ok, tt.ok, errs)
 			}

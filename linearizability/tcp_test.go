@@ -102,7 +102,7 @@ func runTCPAndCheck(t *testing.T, sc tcpScenario, seed uint64) {
 	ops := r.ops
 	for _, s := range r.streams {
 		for _, err := range checkStream(r.ops, s) {
-			t.Errorf("seed %d: the stream of the %s's subscriber: %v", seed, s.key, err)
+			t.Errorf("seed %d: %v: %v", seed, s, err)
 		}
 		ops = withStream(ops, s)
 	}
@@ -563,12 +563,13 @@ func runTCPClient(ctx context.Context, cl *sm.Client, h *History, idx int, w *wo
 }
 
 // startSubscribers starts subscribers to the changes of the Value, of
-// the Number and of the Map key k0, on the faulty transport.
+// the Number, of the Map key k0 and of every key of the Map, on the
+// faulty transport.
 func (c *tcpCluster) startSubscribers(h *History, sc tcpScenario) ([]*subscriber, func()) {
 	ctx, cancel := context.WithCancel(c.t.Context())
 	var subs []*subscriber
 	var wg sync.WaitGroup
-	for i, key := range []string{valueKey, numberKey, "k0"} {
+	for i, key := range subscribed {
 		idx := sc.clients + i
 		s, err := newSubscriber(c.tn.dialer(1000+uint64(idx)), c.clientConfig(), h, idx, key)
 		if err != nil {
@@ -628,7 +629,7 @@ func expectCaughtTCP(t *testing.T, test string, sc tcpScenario) {
 		var caught []string
 		for _, s := range r.streams {
 			for _, err := range checkStream(r.ops, s) {
-				caught = append(caught, fmt.Sprintf("the %s's stream: %v", s.key, err))
+				caught = append(caught, fmt.Sprintf("%v: %v", s, err))
 			}
 		}
 		res, info := checkHistory(r.ops)

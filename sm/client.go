@@ -57,7 +57,8 @@ type ClientConfig struct {
 	// packets without breaking the connection) is left for the next one.
 	// A command's attempt may still apply there; the session makes the
 	// retry safe. A subscriber's poll gets a second more, the most the
-	// leader holds it. Default 3s.
+	// leader holds it. A call whose context can never end may be given
+	// up to a quarter more (see attemptClock). Default 3s.
 	AttemptTimeout time.Duration
 }
 
@@ -71,6 +72,8 @@ type Client struct {
 	m    methods
 	lis  *listener
 	last atomic.Pointer[lastConn]
+	// attempts bounds the attempts of calls whose context cannot end
+	attempts attemptClock
 
 	mu       sync.Mutex // protects the following
 	closed   bool
@@ -297,7 +300,9 @@ func (c *Client) conn(ctx context.Context, addr string) (*rpc.Client, error) {
 
 // send makes one attempt at addr, within timeout.
 func (c *Client) send(ctx context.Context, m *rpc.Method[[]byte, []byte], addr string, req []byte, timeout time.Duration) (parsedReply, error) {
-	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
+	if ctx.Done() == nil && timeout == c.cfg.AttemptTimeout {
+		ctx = c.attempts.context(timeout)
+	} else if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -311,6 +316,42 @@ func (c *Client) send(ctx context.Context, m *rpc.Method[[]byte, []byte], addr s
 		return parsedReply{}, err
 	}
 	return parseReply(a)
+}
+
+// attemptClock gives the attempts of calls whose context can never end
+// (context.Background, say) one deadline context between them, renewed
+// every quarter of the timeout, in place of a context, a timer and their
+// registration with the connection each: at 64 callers that saved about
+// a tenth of a command's time. An attempt so bounded ends between one
+// and one and a quarter timeouts after it began.
+type attemptClock struct {
+	mu    sync.Mutex // serializes renewals
+	epoch atomic.Pointer[attemptEpoch]
+}
+
+// attemptEpoch is the context handed out until renew.
+type attemptEpoch struct {
+	ctx   context.Context
+	renew time.Time
+	// cancel is never called before the deadline: attempts begun near
+	// the end of the epoch still hold ctx. The deadline releases it.
+	cancel context.CancelFunc
+}
+
+// context returns the context that bounds an attempt beginning now.
+func (a *attemptClock) context(timeout time.Duration) context.Context {
+	now := time.Now()
+	if e := a.epoch.Load(); e != nil && now.Before(e.renew) {
+		return e.ctx
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e := a.epoch.Load(); e != nil && now.Before(e.renew) {
+		return e.ctx // another attempt renewed it
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(timeout+timeout/4))
+	a.epoch.Store(&attemptEpoch{ctx: ctx, renew: now.Add(timeout / 4), cancel: cancel})
+	return ctx
 }
 
 func (c *Client) targetAddr() string {

@@ -136,3 +136,27 @@ func ExampleMap_ReadKeyAndOpen() {
 	fmt.Println(v, ok, ev.Value)
 	// Output: 3 true 5
 }
+
+// Read the whole map and follow every change of every key from there:
+// the pairs are the map at the index where the stream starts.
+func ExampleMap_ReadAllAndOpen() {
+	stock := sm.NewMap[string, int]("stock")
+	client, stop := startOne(stock.Machine())
+	defer stop()
+	ctx := context.Background()
+	stock.Insert(ctx, client, "pens", 10)
+	stock.Insert(ctx, client, "ink", 3)
+	pairs, changes, _ := stock.ReadAllAndOpen(ctx, client)
+	defer changes.Close(ctx)
+	stock.Remove(ctx, client, "ink")
+	stock.Insert(ctx, client, "paper", 50)
+	fmt.Println(pairs)
+	for range 2 {
+		ev, _ := changes.Next(ctx)
+		fmt.Printf("%+v\n", ev.Value)
+	}
+	// Output:
+	// [{ink 3} {pens 10}]
+	// {K:ink V:3 Removed:true}
+	// {K:paper V:50 Removed:false}
+}

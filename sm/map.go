@@ -11,19 +11,21 @@ import (
 )
 
 // Map is a replicated map from K to V: Get, Insert, InsertIfAbsent,
-// Remove, CompareAndSwap, Len and Keys. Keys and values are encoded with
-// rpc.Codec; CompareAndSwap compares encodings, and the snapshot orders
-// entries by encoded key, so K and V need encodings that are equal for
-// equal values (the gob fallback is, but for types holding maps).
+// Remove, CompareAndSwap, Len, Keys and Entries. Keys and values are
+// encoded with rpc.Codec; CompareAndSwap compares encodings, and the
+// snapshot, Keys and Entries order entries by encoded key, so K and V
+// need encodings that are equal for equal values (the gob fallback is,
+// but for types holding maps).
 type Map[K comparable, V any] struct {
-	name   string
-	insert *Command[Pair[K, V], Found[V]]
-	absent *Command[Pair[K, V], Found[V]]
-	remove *Command[K, Found[V]]
-	cas    *Command[MapSwap[K, V], bool]
-	get    *Query[K, Found[V]]
-	len    *Query[struct{}, int]
-	keys   *Query[struct{}, []K]
+	name    string
+	insert  *Command[Pair[K, V], Found[V]]
+	absent  *Command[Pair[K, V], Found[V]]
+	remove  *Command[K, Found[V]]
+	cas     *Command[MapSwap[K, V], bool]
+	get     *Query[K, Found[V]]
+	len     *Query[struct{}, int]
+	keys    *Query[struct{}, []K]
+	entries *Query[struct{}, []Pair[K, V]]
 	// the seed's on_inserted, on_key_inserted(k), on_removed and
 	// on_key_removed(k)
 	inserted, removed       *Subscription[struct{}, Pair[K, V]]
@@ -69,6 +71,7 @@ func NewMap[K comparable, V any](name string) *Map[K, V] {
 		get:         NewQuery[K, Found[V]](name, "get"),
 		len:         NewQuery[struct{}, int](name, "len"),
 		keys:        NewQuery[struct{}, []K](name, "keys"),
+		entries:     NewQuery[struct{}, []Pair[K, V]](name, "entries"),
 		inserted:    NewSubscription[struct{}, Pair[K, V]](name, "on_inserted"),
 		removed:     NewSubscription[struct{}, Pair[K, V]](name, "on_removed"),
 		keyInserted: NewSubscription[K, V](name, "on_key_inserted"),
@@ -109,6 +112,7 @@ func (mp *Map[K, V]) Machine() *Machine {
 	HandleQuery(m, mp.get, func(_ *Read, k K) (Found[V], error) { return st.lookup(k), nil })
 	HandleQuery(m, mp.len, func(*Read, struct{}) (int, error) { return st.size(), nil })
 	HandleQuery(m, mp.keys, func(*Read, struct{}) ([]K, error) { return st.sortedKeys() })
+	HandleQuery(m, mp.entries, func(*Read, struct{}) ([]Pair[K, V], error) { return st.sortedEntries() })
 	return m
 }
 
@@ -188,6 +192,17 @@ func (mp *Map[K, V]) ReadKeyAndOpen(ctx context.Context, c *Client, k K) (v V, o
 	return f.V, f.Found, st, err
 }
 
+// ReadAllAndOpen reads every pair, ordered as Entries orders them, and
+// opens a stream of every change (Changed) in one command: the pairs are
+// the map exactly at the index where the stream starts, so its first
+// event is the first change after them, and the pairs with the events
+// applied in order follow the map change by change. Changed is
+// retained: a stream that breaks resumes after its last event with
+// Changed().OpenAfter, with nothing to read again.
+func (mp *Map[K, V]) ReadAllAndOpen(ctx context.Context, c *Client) ([]Pair[K, V], *Stream[MapChange[K, V]], error) {
+	return ReadAndOpen(ctx, c, mp.entries, struct{}{}, mp.changed, struct{}{})
+}
+
 // Insert sets k to v and returns the value it replaced, if any.
 func (mp *Map[K, V]) Insert(ctx context.Context, c *Client, k K, v V) (old V, had bool, err error) {
 	f, err := mp.insert.Do(ctx, c, Pair[K, V]{k, v})
@@ -235,6 +250,18 @@ func (mp *Map[K, V]) Len(ctx context.Context, c *Client) (int, error) {
 // Keys returns the keys, ordered by their encoding, linearizably.
 func (mp *Map[K, V]) Keys(ctx context.Context, c *Client) ([]K, error) {
 	return mp.keys.Read(ctx, c, struct{}{})
+}
+
+// Entries returns every pair, ordered by the encoding of its key as
+// Keys orders them, linearizably: one read, so the pairs are the map at
+// one index.
+func (mp *Map[K, V]) Entries(ctx context.Context, c *Client) ([]Pair[K, V], error) {
+	return mp.EntriesAs(ctx, c, Linearizable)
+}
+
+// EntriesAs returns every pair, as Entries does, read in the given mode.
+func (mp *Map[K, V]) EntriesAs(ctx context.Context, c *Client, mode ReadMode) ([]Pair[K, V], error) {
+	return mp.entries.ReadAs(ctx, c, mode, struct{}{})
 }
 
 // mapState is the state of a Map machine.
@@ -324,6 +351,17 @@ func (s *mapState[K, V]) sortedKeys() ([]K, error) {
 	out := make([]K, len(ks))
 	for i, k := range ks {
 		out[i] = k.k
+	}
+	return out, err
+}
+
+func (s *mapState[K, V]) sortedEntries() ([]Pair[K, V], error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ks, err := s.sorted()
+	out := make([]Pair[K, V], len(ks))
+	for i, k := range ks {
+		out[i] = Pair[K, V]{k.k, s.m[k.k]}
 	}
 	return out, err
 }
