@@ -7,6 +7,8 @@ import "regexp"
 // of the first of metrics that both ours and peer report, ours ÷ peer.
 // ours and peer are expanded from match as regexp.Expand does ($0 is the
 // whole name, $1 the first group), and looked up in the same package.
+// A pair with no peer shows a ratio the benchmark measured itself, the
+// first of metrics it reports.
 type pair struct {
 	match   *regexp.Regexp
 	ours    string
@@ -21,6 +23,7 @@ var pairs = []pair{
 	// bench: ours against the standard library and against raw raft.
 	{re(`^BenchmarkCall/bifrost-(serial|parallel64)(-timeout)?$`), "$0", "BenchmarkCall/netrpc-$1", []string{"ns/op"}, "bifrost ÷ net/rpc (<1: faster)"},
 	{re(`^BenchmarkSMCommand/sm/(callers=\d+)$`), "$0", "BenchmarkSMCommand/raw/$1", []string{"ns/op"}, "sm ÷ raw Propose (sm's overhead)"},
+	{re(`^BenchmarkSMCommand/interleaved/callers=\d+$`), "$0", "", []string{"sm/raw"}, "sm ÷ raw Propose in alternating rounds (target ≤ 1.15)"},
 	{re(`^BenchmarkSMEvents/subscribers=(\d+)/clients=1$`), "$0", "BenchmarkSMEvents/subscribers=$1/clients=$1", []string{"events/s"}, "one client ÷ a client each"},
 	{re(`^BenchmarkSMStalledSubscriber/stalled=1$`), "$0", "BenchmarkSMStalledSubscriber/stalled=0", []string{"p99-ns"}, "stalled ÷ healthy (target ≤ 1.10)"},
 	{re(`^BenchmarkReads/op=(readindex|lease)/(callers=\d+)$`), "$0", "BenchmarkReads/op=command/$2", []string{"ops/s"}, "reads ÷ commands (target ≥ 3 for readindex)"},
@@ -68,6 +71,9 @@ func (p pair) apply(means map[string]map[string]float64, name string) (ratio, bo
 	ours := string(p.match.ExpandString(nil, p.ours, name, m))
 	peer := string(p.match.ExpandString(nil, p.peer, name, m))
 	for _, unit := range p.metrics {
+		if v, ok := means[ours][unit]; ok && peer == "" {
+			return ratio{row: name, ours: ours, peer: "(measured together)", metric: unit, value: v, label: p.label}, true
+		}
 		o, ok1 := means[ours][unit]
 		q, ok2 := means[peer][unit]
 		if ok1 && ok2 && q != 0 {
