@@ -503,15 +503,15 @@ func (c *Client) isClosed() bool {
 
 // Close ends the client's streams and closes its session, so that the
 // host forgets it, and its subscriptions, before it expires. Calls after
-// it fail with ErrClosed.
+// it fail with ErrClosed. A ctx that ends first cuts Close short; the
+// session then expires on its own.
 func (c *Client) Close(ctx context.Context) error {
-	c.lis.close()
+	err := c.lis.close(ctx)
 	c.mu.Lock()
 	id := c.session
 	c.session = 0
 	c.mu.Unlock()
-	var err error
-	if id != 0 {
+	if id != 0 && err == nil {
 		r := request{client: id}
 		_, err = c.call(ctx, c.m.close, r.appendBinary(nil), false)
 	}

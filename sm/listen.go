@@ -53,12 +53,15 @@ type listener struct {
 	running bool               // the poll loop runs
 	cancel  context.CancelFunc // ends the poll in flight, so the next names the streams as they are
 	closed  bool
+	quit    context.Context // ends at close, and with it every call of the loop
+	stop    context.CancelFunc
 	wake    chan struct{} // capacity 1: a stream has room again, or the client closed
 	done    chan struct{} // closed when the poll loop ends; replaced as it starts
 }
 
 func newListener(c *Client) *listener {
 	l := &listener{c: c, streams: map[uint64]*inbox{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	l.quit, l.stop = context.WithCancel(context.Background())
 	close(l.done)
 	return l
 }
@@ -132,10 +135,12 @@ func (l *listener) poke() {
 	}
 }
 
-// close ends every stream and waits for the poll loop to end.
-func (l *listener) close() {
+// close ends every stream and the loop's calls, and waits for the poll
+// loop to end, or for ctx to.
+func (l *listener) close(ctx context.Context) error {
 	l.mu.Lock()
 	l.closed = true
+	l.stop()
 	for id, in := range l.streams {
 		delete(l.streams, id)
 		in.queue, in.err = nil, ErrClosed
@@ -144,7 +149,12 @@ func (l *listener) close() {
 	l.restartPollLocked()
 	done := l.done
 	l.mu.Unlock()
-	<-done
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // run polls until no stream is left, keeping the session alive.
@@ -177,7 +187,7 @@ func (l *listener) next() (context.Context, context.CancelFunc, []pollSub, bool)
 	}
 	// A poll ends by the time the session needs renewing, however long
 	// the leader would let it wait.
-	ctx, cancel := context.WithTimeout(context.Background(), l.c.keepAliveEvery())
+	ctx, cancel := context.WithTimeout(l.quit, l.c.keepAliveEvery())
 	l.cancel = cancel
 	var subs []pollSub
 	for id, in := range l.streams {
@@ -244,7 +254,7 @@ func (l *listener) keepAlive() {
 	if !l.c.quietFor(l.c.keepAliveEvery()) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.c.keepAliveEvery())
+	ctx, cancel := context.WithTimeout(l.quit, l.c.keepAliveEvery())
 	defer cancel()
 	l.c.framework(ctx, opKeepAlive, 0, 0, nil)
 }
