@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
+	"github.com/bifrost-go/bifrost/raft/node"
 	"github.com/bifrost-go/bifrost/rpc"
 )
 
@@ -85,9 +86,9 @@ func (m *memberFile) check() error {
 }
 
 // readMemberFile returns the member file in dir, or nil if there is none.
-func readMemberFile(dir string) (*memberFile, error) {
-	b, err := os.ReadFile(filepath.Join(dir, memberFileName))
-	if errors.Is(err, os.ErrNotExist) {
+func readMemberFile(fsys node.FS, dir string) (*memberFile, error) {
+	b, err := fsys.ReadFile(filepath.Join(dir, memberFileName))
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -101,32 +102,42 @@ func readMemberFile(dir string) (*memberFile, error) {
 }
 
 // writeMemberFile replaces the member file in dir atomically and durably:
-// a crash leaves the old file or the new one, never a torn one.
-func writeMemberFile(dir string, m *memberFile) error {
+// a crash leaves the old file or the new one, never a torn one. It goes
+// through the same file system as the log, so a test's crash treats the
+// two alike.
+func writeMemberFile(fsys node.FS, dir string, m *memberFile) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsys.MkdirAll(dir); err != nil {
 		return fmt.Errorf("bifrost: %w", err)
 	}
 	final := filepath.Join(dir, memberFileName)
 	tmp := final + ".tmp"
-	if err := writeSynced(tmp, append(b, '\n')); err != nil {
+	if err := writeSynced(fsys, tmp, append(b, '\n')); err != nil {
 		return fmt.Errorf("bifrost: member file: %w", err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := fsys.Rename(tmp, final); err != nil {
 		return fmt.Errorf("bifrost: member file: %w", err)
 	}
-	return syncDir(dir)
+	if err := fsys.SyncDir(dir); err != nil {
+		return fmt.Errorf("bifrost: sync %s: %w", dir, err)
+	}
+	return nil
 }
 
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+// writeSynced writes b to a new file at path, replacing what an earlier
+// attempt that crashed left there, and syncs it.
+func writeSynced(fsys node.FS, path string, b []byte) error {
+	if err := fsys.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := fsys.Create(path)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	if _, err := f.WriteAt(b, 0); err != nil {
 		f.Close()
 		return err
 	}
@@ -135,18 +146,6 @@ func writeSynced(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("bifrost: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("bifrost: sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // ErrLeft is Start's error for a Dir whose member has left its group:
@@ -160,7 +159,7 @@ var ErrLeft = errors.New("bifrost: this member left its group; empty Dir to join
 func (n *Node) initialMembers(ctx context.Context) (*memberFile, error) {
 	cfg := &n.cfg
 	if cfg.Dir != "" {
-		m, err := readMemberFile(cfg.Dir)
+		m, err := readMemberFile(n.fs(), cfg.Dir)
 		switch {
 		case err != nil:
 			return nil, err
@@ -185,7 +184,7 @@ func (n *Node) initialMembers(ctx context.Context) (*memberFile, error) {
 		m = &memberFile{Group: cfg.Group, ID: cfg.ID, Voters: slices.Sorted(maps.Keys(cfg.Peers)), Addrs: maps.Clone(cfg.Peers)}
 	}
 	if cfg.Dir != "" {
-		if err := writeMemberFile(cfg.Dir, m); err != nil {
+		if err := writeMemberFile(n.fs(), cfg.Dir, m); err != nil {
 			return nil, err
 		}
 	}
@@ -284,7 +283,7 @@ func (n *Node) finishJoin(ctx context.Context) error {
 	m := *n.member
 	m.Joining = false
 	if n.cfg.Dir != "" {
-		if err := writeMemberFile(n.cfg.Dir, &m); err != nil {
+		if err := writeMemberFile(n.fs(), n.cfg.Dir, &m); err != nil {
 			return err
 		}
 	}
@@ -304,7 +303,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	if n.cfg.Dir != "" {
 		m := *n.member
 		m.Left = true
-		if err := writeMemberFile(n.cfg.Dir, &m); err != nil {
+		if err := writeMemberFile(n.fs(), n.cfg.Dir, &m); err != nil {
 			return err
 		}
 	}

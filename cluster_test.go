@@ -54,10 +54,10 @@ func FuzzMemberFile(f *testing.F) {
 			return
 		}
 		dir := t.TempDir()
-		if err := writeMemberFile(dir, m); err != nil {
+		if err := writeMemberFile(node.OSFS(), dir, m); err != nil {
 			t.Fatal(err)
 		}
-		again, err := readMemberFile(dir)
+		again, err := readMemberFile(node.OSFS(), dir)
 		if err != nil {
 			t.Fatalf("a file that parsed does not parse once written: %v", err)
 		}

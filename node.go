@@ -40,9 +40,10 @@ type Config struct {
 	// Dir holds the write-ahead log and snapshots; the node recovers
 	// from it on restart. Empty keeps everything in memory.
 	Dir string
-	// FS is the file system under the write-ahead log and the snapshot
-	// files in Dir. Default (nil): the operating system's. Tests inject
-	// one that can crash, losing what was not synced.
+	// FS is the file system of everything in Dir: the write-ahead log,
+	// the snapshot files and the member file. Default (nil): the
+	// operating system's. Tests inject one that can crash, losing what
+	// was not synced.
 	FS node.FS
 	// Peers maps every voter's id, this member's included, to its rpc
 	// address: the group to bootstrap. This member's entry may be empty
@@ -248,6 +249,15 @@ func (n *Node) startRaft() error {
 	}
 	n.raft, err = node.Start(nc)
 	return err
+}
+
+// fs returns the file system of Dir: Config.FS, or the operating
+// system's.
+func (n *Node) fs() node.FS {
+	if n.cfg.FS != nil {
+		return n.cfg.FS
+	}
+	return node.OSFS()
 }
 
 // Close stops the node, its parts in the reverse order of Start; calls

@@ -31,10 +31,12 @@ type crashFS struct {
 	durable map[string]*memFile // as of the last SyncDir of their directory
 	crashed bool
 	syncs   int // Syncs and SyncDirs, for reports
-	// broken makes a Sync durable only what the file's previous Sync
-	// saw: the disk acknowledges a sync before it is done, so the WAL
-	// above it acknowledges writes that a crash loses (negative control
-	// only).
+	// broken makes a Sync of a write-ahead log segment durable only
+	// what the file's previous Sync saw: the disk acknowledges a sync
+	// before it is done, so the WAL above it acknowledges writes that a
+	// crash loses (negative control only). The other files, written
+	// once and renamed into place, stay sound: the control is about
+	// acknowledged entries, not about a member that cannot restart.
 	broken bool
 }
 
@@ -124,13 +126,18 @@ func (m *crashFS) Create(path string) (wal.File, error) {
 		}
 		f := &memFile{}
 		m.files[path] = f
-		h = &memHandle{fs: m, f: f}
+		h = &memHandle{fs: m, f: f, lies: m.lies(path)}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return h, nil
+}
+
+// lies reports whether Syncs of the file at path are broken.
+func (m *crashFS) lies(path string) bool {
+	return m.broken && filepath.Base(filepath.Dir(path)) == "wal"
 }
 
 func (m *crashFS) OpenWrite(path string) (wal.File, error) {
@@ -140,7 +147,7 @@ func (m *crashFS) OpenWrite(path string) (wal.File, error) {
 		if !ok {
 			return fs.ErrNotExist
 		}
-		h = &memHandle{fs: m, f: f}
+		h = &memHandle{fs: m, f: f, lies: m.lies(path)}
 		return nil
 	})
 	if err != nil {
@@ -194,8 +201,9 @@ func (m *crashFS) ZeroAhead() int64 { return 0 }
 
 // memHandle is an open file of a crashFS.
 type memHandle struct {
-	fs *crashFS
-	f  *memFile
+	fs   *crashFS
+	f    *memFile
+	lies bool // its Syncs are broken
 }
 
 func (h *memHandle) WriteAt(p []byte, off int64) (int, error) {
@@ -223,7 +231,7 @@ func (h *memHandle) Sync() error {
 	<-t.C
 	return h.fs.op(func() error {
 		h.fs.syncs++
-		if h.fs.broken {
+		if h.lies {
 			h.f.synced, h.f.seen = h.f.seen, slices.Clone(h.f.data)
 			return nil
 		}
