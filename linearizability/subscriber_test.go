@@ -31,11 +31,12 @@ type change struct {
 // whose stream is split and checked key by key.
 const everyKey = "every key"
 
-// subscriber follows the changes of the Value, of the Number, of a
-// Map key or of every key of the Map (everyKey, with ReadAllAndOpen) through a stream that ReadAndOpen opens at the index of the
-// read it answers (for a Map key, its inserts, beside the stream of its
-// removals opened just before), on an sm.Client and rpc connections of
-// its own, and records every event.
+// subscriber follows the changes of the Value, of the Number, of a Map
+// key or of every key of the Map (everyKey, with ReadAllAndOpen) through
+// a stream that ReadAndOpen opens at the index of the read it answers
+// (for a Map key, its inserts, beside the stream of its removals opened
+// just before), on an sm.Client and rpc connections of its own, and
+// records every event.
 // Its events are checked against the history (checkStream) once the
 // cluster healed and it caught up with a final linearizable read.
 type subscriber struct {
